@@ -1,0 +1,370 @@
+"""Plain database functions shared by the API, the workers and the command line.
+
+Every state change of a submission goes through here, as one conditional UPDATE where a race
+is possible, so the database stays the single source of truth.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from server.security import hash_token, new_token
+from server.tables import ACTIVE_STATUSES, Result, Status, Submission, Team, utcnow
+
+
+class QuotaExceeded(Exception):
+    """The team may not submit now; the message says why and when it may."""
+
+
+# --- teams -------------------------------------------------------------------------------
+
+
+def create_team(*, session: Session, name: str, baseline: bool = False) -> tuple[Team, str]:
+    """Create a team and return it with its token, which is never stored in clear."""
+    token = new_token()
+    team = Team(name=name, token_hash=hash_token(token), is_baseline=baseline)
+    session.add(team)
+    session.commit()
+    return team, token
+
+
+def team_by_token(*, session: Session, token: str) -> Team | None:
+    team = session.scalar(select(Team).where(Team.token_hash == hash_token(token)))
+    return None if team is None or team.revoked else team
+
+
+def team_by_name(*, session: Session, name: str) -> Team | None:
+    return session.scalar(select(Team).where(Team.name == name))
+
+
+def rotate_token(*, session: Session, team: Team) -> str:
+    """Revoke the team's current token and issue a new one."""
+    token = new_token()
+    team.token_hash = hash_token(token)
+    team.revoked = False
+    session.commit()
+    return token
+
+
+def revoke_team(*, session: Session, team: Team) -> None:
+    team.revoked = True
+    session.commit()
+
+
+# --- quotas and new submissions ----------------------------------------------------------
+
+
+def _day_start(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def quota_usage(*, session: Session, team_id: int) -> tuple[int, int]:
+    """(counted submissions since midnight UTC, queued or running now)."""
+    now = utcnow()
+    used = session.scalar(
+        select(func.count(Submission.id)).where(
+            Submission.team_id == team_id,
+            Submission.charged.is_(True),
+            Submission.created_at >= _day_start(now),
+        )
+    )
+    active = session.scalar(
+        select(func.count(Submission.id)).where(
+            Submission.team_id == team_id, Submission.status.in_(ACTIVE_STATUSES)
+        )
+    )
+    return int(used or 0), int(active or 0)
+
+
+def check_quota(*, session: Session, team_id: int, per_day: int, max_active: int) -> None:
+    """Raise QuotaExceeded with a message a team can act on."""
+    used, active = quota_usage(session=session, team_id=team_id)
+    if active >= max_active:
+        raise QuotaExceeded(
+            f"You already have {active} submission(s) queued or running (at most {max_active}); "
+            "wait until it finishes."
+        )
+    if used >= per_day:
+        raise QuotaExceeded(
+            f"Daily quota reached: {used} of {per_day} submissions used today (UTC); "
+            "it resets at midnight UTC."
+        )
+
+
+def reserve_submission(
+    *, session: Session, team_id: int, per_day: int, max_active: int, **fields: Any
+) -> Submission:
+    """Insert a submission in ``validating`` state if the team's quota allows it.
+
+    The first statement bumps the team's counter, which takes the team's row lock (PostgreSQL)
+    or the database write lock (SQLite) until commit: concurrent uploads of one team are
+    checked one after the other, so exactly the allowed number get through.
+    """
+    session.execute(
+        update(Team)
+        .where(Team.id == team_id)
+        .values(submission_counter=Team.submission_counter + 1)
+    )
+    try:
+        check_quota(session=session, team_id=team_id, per_day=per_day, max_active=max_active)
+    except QuotaExceeded:
+        session.rollback()
+        raise
+    submission = Submission(team_id=team_id, status=Status.VALIDATING, **fields)
+    session.add(submission)
+    session.commit()
+    return submission
+
+
+def discard_submission(*, session: Session, submission_id: int) -> None:
+    """Remove a submission rejected before queuing (the upload was answered with a 4xx)."""
+    submission = session.get(Submission, submission_id)
+    if submission is not None:
+        session.delete(submission)
+        session.commit()
+
+
+def cancel_submission(*, session: Session, submission_id: int) -> bool:
+    """Cancel a submission no worker has started; it does not count against the quota."""
+    result = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission_id,
+            Submission.status.in_((Status.QUEUED, Status.VALIDATING)),
+        )
+        .values(status=Status.CANCELLED, charged=False, finished_at=utcnow())
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def mark_queued(*, session: Session, submission_id: int, task_id: str) -> None:
+    session.execute(
+        update(Submission)
+        .where(Submission.id == submission_id, Submission.status.in_(ACTIVE_STATUSES))
+        .values(status=Status.QUEUED, task_id=task_id, queued_at=utcnow(), progress=None)
+    )
+    session.commit()
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def get_submission(*, session: Session, submission_id: int) -> Submission | None:
+    return session.get(Submission, submission_id)
+
+
+def team_submissions(*, session: Session, team_id: int) -> list[Submission]:
+    return list(
+        session.scalars(
+            select(Submission)
+            .where(Submission.team_id == team_id)
+            .order_by(Submission.created_at.desc(), Submission.id.desc())
+        )
+    )
+
+
+def queue_position(*, session: Session, submission: Submission) -> int | None:
+    """1 for the next submission a worker will take, None unless queued."""
+    if submission.status != Status.QUEUED:
+        return None
+    ahead = session.scalar(
+        select(func.count(Submission.id)).where(
+            Submission.status == Status.QUEUED, Submission.id < submission.id
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+# --- worker side: leases, progress, results ----------------------------------------------
+
+
+def claim_submission(
+    *, session: Session, submission_id: int, owner: str, lease_seconds: float
+) -> bool:
+    """Take the lease on a submission, atomically; False if it is done or leased elsewhere."""
+    now = utcnow()
+    claimable = (Submission.status == Status.QUEUED) | (
+        (Submission.status == Status.RUNNING) & (Submission.lease_expires < now)
+    )
+    result = session.execute(
+        update(Submission)
+        .where(Submission.id == submission_id, claimable)
+        .values(
+            status=Status.RUNNING,
+            lease_owner=owner,
+            lease_expires=now + timedelta(seconds=lease_seconds),
+            started_at=now,
+            attempts=Submission.attempts + 1,
+            error=None,
+        )
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def renew_lease(
+    *,
+    session: Session,
+    submission_id: int,
+    owner: str,
+    lease_seconds: float,
+    progress: dict[str, Any] | None = None,
+) -> bool:
+    """Extend the lease (and store progress); False if the lease was lost to another worker."""
+    values: dict[str, Any] = {"lease_expires": utcnow() + timedelta(seconds=lease_seconds)}
+    if progress is not None:
+        values["progress"] = progress
+    result = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission_id,
+            Submission.lease_owner == owner,
+            Submission.status == Status.RUNNING,
+        )
+        .values(**values)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def finish_submission(
+    *,
+    session: Session,
+    submission_id: int,
+    owner: str,
+    results: dict[str, Any],
+) -> bool:
+    """Store the result and mark the submission finished, exactly once.
+
+    The result row is unique per submission, and the status change requires the caller's
+    lease, so a redelivered or duplicated task cannot write twice.
+    """
+    updated = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission_id,
+            Submission.lease_owner == owner,
+            Submission.status == Status.RUNNING,
+        )
+        .values(status=Status.FINISHED, finished_at=utcnow(), lease_expires=None)
+    )
+    if updated.rowcount != 1:
+        session.rollback()
+        return False
+    metrics = {key: results.get(key, {}).get("accuracy") for key in _METRIC_COLUMNS}
+    session.add(
+        Result(
+            submission_id=submission_id,
+            suite=results["suite"]["name"],
+            suite_version=str(results["suite"]["version"]),
+            metrics=results,
+            **metrics,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True
+
+
+_METRIC_COLUMNS = ("natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing")
+
+
+def fail_submission(
+    *,
+    session: Session,
+    submission_id: int,
+    owner: str | None,
+    error: str,
+    charged: bool,
+) -> bool:
+    """Mark a submission failed with a reason; ``charged=False`` gives the quota back."""
+    conditions = [Submission.id == submission_id, Submission.status.in_(ACTIVE_STATUSES)]
+    if owner is not None:
+        conditions.append(Submission.lease_owner == owner)
+    result = session.execute(
+        update(Submission)
+        .where(*conditions)
+        .values(
+            status=Status.FAILED,
+            error=error,
+            charged=charged,
+            finished_at=utcnow(),
+            lease_expires=None,
+        )
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def release_for_retry(*, session: Session, submission_id: int, owner: str, error: str) -> bool:
+    """Give a submission back to the queue after a platform failure (not the model's)."""
+    result = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission_id,
+            Submission.lease_owner == owner,
+            Submission.status == Status.RUNNING,
+        )
+        .values(status=Status.QUEUED, lease_owner=None, lease_expires=None, error=error)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def expired_leases(*, session: Session) -> list[Submission]:
+    return list(
+        session.scalars(
+            select(Submission).where(
+                Submission.status == Status.RUNNING, Submission.lease_expires < utcnow()
+            )
+        )
+    )
+
+
+def stale_submissions(*, session: Session, status: Status, older_than: float) -> list[Submission]:
+    """Submissions in ``status`` since before ``older_than`` seconds ago."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    column = Submission.queued_at if status == Status.QUEUED else Submission.created_at
+    return list(
+        session.scalars(
+            select(Submission).where(Submission.status == status, column < cutoff)
+        )
+    )
+
+
+def requeue_expired(*, session: Session, submission_id: int, max_attempts: int) -> str:
+    """Handle a submission whose worker vanished: back to the queue, or failed (not charged)
+    once it has used up its attempts. Returns the new status."""
+    submission = session.get(Submission, submission_id)
+    if submission is None or submission.status != Status.RUNNING:
+        return submission.status if submission else "missing"
+    if submission.attempts >= max_attempts:
+        fail_submission(
+            session=session,
+            submission_id=submission_id,
+            owner=submission.lease_owner,
+            error=(
+                f"The platform lost the worker evaluating this submission {submission.attempts} "
+                "times; it does not count against your quota. Please submit again later."
+            ),
+            charged=False,
+        )
+        return Status.FAILED
+    result = session.execute(
+        update(Submission)
+        .where(
+            Submission.id == submission_id,
+            Submission.status == Status.RUNNING,
+            Submission.lease_expires < utcnow(),
+        )
+        .values(status=Status.QUEUED, lease_owner=None, lease_expires=None, progress=None)
+    )
+    session.commit()
+    return Status.QUEUED if result.rowcount == 1 else Status.RUNNING

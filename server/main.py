@@ -1,0 +1,34 @@
+"""The FastAPI application: routers, error handlers, static files."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+
+from server.errors import FieldError, field_error_handler, validation_error_handler
+from server.limits import UploadSizeLimit
+from server.routes import leaderboard, pages, submissions, teams
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Robustness Arena",
+        description="Upload CIFAR-10 checkpoints; they are evaluated under adversarial attacks "
+        "and randomized-smoothing certification, and ranked on a leaderboard.",
+        version="0.1.0",
+    )
+    app.add_exception_handler(FieldError, field_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_middleware(UploadSizeLimit)
+    app.include_router(teams.router)
+    app.include_router(submissions.router)
+    app.include_router(leaderboard.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+app = create_app()

@@ -1,0 +1,56 @@
+"""Turning rows into the API's public shapes, hiding what only the owner may see."""
+
+from sqlalchemy.orm import Session
+
+from server import crud
+from server.config import Settings
+from server.leaderboard import score_of
+from server.schemas import Progress, Quota, SubmissionPublic
+from server.tables import Status, Submission, Team
+
+PUBLIC_FAILURE = "The evaluation failed; the submitting team sees the reason."
+
+
+def present_submission(
+    session: Session, submission: Submission, *, owner: bool, settings: Settings | None = None
+) -> SubmissionPublic:
+    from server.config import get_settings
+
+    settings = settings or get_settings()
+    results = submission.result.metrics if submission.result is not None else None
+    error = submission.error
+    if not owner and submission.status == Status.FAILED:
+        error = PUBLIC_FAILURE
+    elif not owner:
+        error = None
+    return SubmissionPublic(
+        id=submission.id,
+        team=submission.team.name,
+        arch=submission.arch,
+        sigma=submission.sigma,
+        description=submission.description if owner else "",
+        filename=submission.original_filename if owner else "",
+        sha256=submission.sha256 if owner else "",
+        suite=submission.suite,
+        status=submission.status,
+        queue_position=crud.queue_position(session=session, submission=submission),
+        progress=Progress(**submission.progress) if submission.progress else None,
+        results=results,
+        score=score_of(results, settings.score_weights()) if results else None,
+        error=error,
+        attempts=submission.attempts,
+        created_at=submission.created_at,
+        started_at=submission.started_at,
+        finished_at=submission.finished_at,
+    )
+
+
+def quota_of(session: Session, settings: Settings, team: Team) -> Quota:
+    used, active = crud.quota_usage(session=session, team_id=team.id)
+    return Quota(
+        per_day=settings.submissions_per_day,
+        used_today=used,
+        remaining_today=max(0, settings.submissions_per_day - used),
+        active=active,
+        max_active=settings.max_active_per_team,
+    )

@@ -1,0 +1,41 @@
+"""Sending submission ids to the workers.
+
+The API queues by task name, so the web process never imports the worker, torch or the
+engine. Only the id travels: the worker re-reads everything else from the database.
+"""
+
+from functools import lru_cache
+
+from celery import Celery
+
+from server.config import Settings, get_settings
+
+EVALUATE_TASK = "worker.tasks.evaluate_submission"
+
+
+def broker_options(settings: Settings) -> dict:
+    """Transport options shared by the API's client and the workers."""
+    # Redis hands an unacknowledged task to a second worker after visibility_timeout: keep it
+    # above the longest evaluation; leases settle any race that remains.
+    return {"visibility_timeout": int(settings.hard_time_limit + 600)}
+
+
+def make_client(settings: Settings) -> Celery:
+    if settings.broker_url is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    app = Celery("arena-api", broker=settings.resolved_broker_url)
+    app.conf.broker_transport_options = broker_options(settings)
+    app.conf.broker_connection_retry_on_startup = True
+    return app
+
+
+@lru_cache
+def _client(broker_url: str) -> Celery:
+    return make_client(get_settings())
+
+
+def enqueue(submission_id: int) -> str:
+    """Queue a submission id for evaluation; returns the Celery task id."""
+    settings = get_settings()
+    result = _client(settings.resolved_broker_url).send_task(EVALUATE_TASK, args=[submission_id])
+    return result.id

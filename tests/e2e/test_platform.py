@@ -1,0 +1,58 @@
+"""The whole path with real processes: upload → row → queue → worker → results → leaderboard."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import make_checkpoint
+from tests.processes import Platform
+
+pytestmark = pytest.mark.slow
+
+METRICS = ("natural", "fgsm", "pgd_linf", "pgd_l2")
+
+
+def database_url(env: dict[str, str]) -> str:
+    return env.get("ARENA_DATABASE_URL") or f"sqlite:///{Path(env['ARENA_HOME']) / 'arena.db'}"
+
+
+def test_upload_is_evaluated_by_a_real_worker_and_ranked(arena_env: dict[str, str], tmp_path: Path):
+    platform = Platform(arena_env, tmp_path)
+    try:
+        token = platform.create_team("Team Ada")
+        response = platform.submit(token, make_checkpoint(tmp_path / "ada.pth", seed=1),
+                                   description="first try")
+        assert response.status_code == 202, response.text
+        created = response.json()
+        assert created["status"] == "queued"
+
+        body = platform.wait_for(created["id"], token)
+        assert body["status"] == "finished", (body, platform.logs_text())
+        results = body["results"]
+        for key in METRICS:
+            entry = results[key]
+            assert 0.0 <= entry["accuracy"] <= 1.0
+            low, high = entry["ci95"]
+            assert low <= entry["accuracy"] <= high
+            assert entry["n"] == 16
+        assert results["suite"]["name"] == "smoke"
+        assert results["pgd_linf"]["accuracy"] <= results["natural"]["accuracy"]
+
+        board = httpx.get(platform.url + "/api/leaderboard").json()
+        (row,) = board["rows"]
+        assert row["team"] == "Team Ada" and row["rank"] == 1
+        assert row["submission_id"] == created["id"]
+        expected = sum(results[k]["accuracy"] for k in ("natural", "pgd_linf", "pgd_l2")) / 3
+        assert row["score"] == pytest.approx(expected)
+        assert "Team Ada" in httpx.get(platform.url + "/").text
+
+        # The result lives in the configured database (PostgreSQL when the test sets one).
+        engine = create_engine(database_url(arena_env))
+        with engine.connect() as connection:
+            count = connection.execute(text("SELECT count(*) FROM results")).scalar_one()
+        engine.dispose()
+        assert count == 1
+    finally:
+        platform.stop()

@@ -1,0 +1,224 @@
+"""A corpus of hostile and broken requests: each gets a clear 4xx, never a 5xx, and nothing
+is executed or written outside the upload folder."""
+
+import io
+import pickle
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from server.main import create_app
+from tests.conftest import ADMIN_TOKEN, make_checkpoint
+
+MARKER = Path("/tmp/arena-pwned-marker")
+
+
+class CreatesFile:
+    """A pickle payload whose unpickling would create MARKER (it must never run)."""
+
+    def __reduce__(self):
+        return (open, (str(MARKER), "w"))
+
+
+class Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {MARKER}",))
+
+
+def _torch_bytes(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _lenet_state() -> dict:
+    from models.registry import build_model
+
+    torch.manual_seed(0)
+    return build_model("lenet").state_dict()
+
+
+def _zip_bomb() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\0" * (300 * 2**20))
+    return buffer.getvalue()
+
+
+def _nan_weights() -> bytes:
+    state = _lenet_state()
+    for value in state.values():
+        value.fill_(float("nan"))
+    return _torch_bytes(state)
+
+
+def _wrong_shapes() -> bytes:
+    state = _lenet_state()
+    state["fc1.weight" if "fc1.weight" in state else next(iter(state))] = torch.zeros(7, 7)
+    return _torch_bytes(state)
+
+
+FILES = {
+    "empty": lambda: b"",
+    "text": lambda: b"epoch 10: loss 0.31 accuracy 0.91\n",
+    "truncated-zip": lambda: _torch_bytes(_lenet_state())[:2000],
+    "zip-bomb": _zip_bomb,
+    "malicious-pickle": lambda: pickle.dumps({"state_dict": CreatesFile()}),
+    "malicious-torch-save": lambda: _torch_bytes({"w": Exploit()}),
+    "pickled-module": lambda: _torch_bytes(torch.nn.Linear(3, 10)),
+    "wrong-keys": lambda: _torch_bytes({"encoder.weight": torch.zeros(3, 3)}),
+    "wrong-shapes": _wrong_shapes,
+    "nan-weights": _nan_weights,
+    "random-bytes": lambda: bytes(range(256)) * 64,
+    "bad-safetensors": lambda: struct.pack("<Q", 40) + b'{"w": {"dtype": "F32", "shape": [9]}}xxx',
+    "png-image": lambda: b"\x89PNG\r\n\x1a\n" + b"\0" * 100,
+}
+
+
+@pytest.fixture
+def client(settings_env: dict[str, str]) -> TestClient:
+    MARKER.unlink(missing_ok=True)
+    return TestClient(create_app())
+
+
+@pytest.fixture
+def token(client: TestClient) -> str:
+    response = client.post(
+        "/api/teams", json={"name": "Mallory"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    return response.json()["token"]
+
+
+def _upload(client: TestClient, token: str, content: bytes, name: str = "model.pth", **data: str):
+    return client.post(
+        "/api/submissions",
+        headers={"Authorization": f"Bearer {token}"},
+        data={"arch": "lenet", **data},
+        files={"checkpoint": (name, content)},
+    )
+
+
+def _home_files(home: Path) -> set[Path]:
+    return {p for p in home.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", sorted(FILES))
+def test_bad_file_is_refused_with_a_reason(client, token, settings_env, case):
+    uploads = Path(settings_env["ARENA_HOME"]) / "uploads"
+    response = _upload(client, token, FILES[case]())
+    assert 400 <= response.status_code < 500, (case, response.text)
+    body = response.json()
+    assert isinstance(body["detail"], str) and len(body["detail"]) > 10
+    assert body.get("field") == "checkpoint"
+    assert not MARKER.exists(), "uploaded code ran"
+    assert not list(uploads.glob("*")), "a refused upload was kept"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "fragment"),
+    [
+        ({"arch": "alexnet"}, "arch", "Unknown architecture"),
+        ({"arch": ""}, "arch", "Choose an architecture"),
+        ({"sigma": "0"}, "sigma", "positive"),
+        ({"sigma": "-1"}, "sigma", "positive"),
+        ({"sigma": "abc"}, "sigma", "number"),
+        ({"sigma": "nan"}, "sigma", "positive"),
+        ({"sigma": "inf"}, "sigma", "positive"),
+        ({"mean": "0.5,0.5"}, "mean", "three"),
+        ({"std": "0,1,1"}, "std", "positive"),
+        ({"description": "x" * 5000}, "description", "at most"),
+    ],
+)
+def test_bad_form_field(client, token, tmp_path, fields, field, fragment):
+    response = _upload(client, token, make_checkpoint(tmp_path / "m.pth").read_bytes(), **fields)
+    assert response.status_code == 422
+    assert response.json()["field"] == field
+    assert fragment in response.json()["detail"]
+
+
+def test_oversized_file_is_refused_while_streaming(client, token, monkeypatch):
+    monkeypatch.setenv("ARENA_MAX_UPLOAD_MB", "1")
+    from server.config import get_settings
+
+    get_settings.cache_clear()
+    response = _upload(client, token, b"\0" * (3 * 2**20))
+    assert response.status_code == 413
+    assert "larger than the limit of 1 MiB" in response.json()["detail"]
+
+
+def test_path_traversal_file_name_is_only_display_text(client, token, settings_env, tmp_path):
+    home = Path(settings_env["ARENA_HOME"])
+    before = _home_files(home.parent)
+    content = make_checkpoint(tmp_path / "m.pth").read_bytes()
+    response = _upload(client, token, content, name="../../../../tmp/evil.pth")
+    assert response.status_code == 202
+    created = set(_home_files(home.parent)) - before
+    assert all((home / "uploads") in path.parents for path in created if path.suffix == ".pth")
+    assert not Path("/tmp/evil.pth").exists()
+    mine = client.get(
+        f"/api/submissions/{response.json()['id']}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert mine.json()["filename"] == "evil.pth"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "Bearer", "Bearer wrong-token", "Basic dXNlcjpwYXNz", "arena_token_without_scheme"],
+)
+def test_bad_or_missing_token(client, tmp_path, header):
+    headers = {"Authorization": header} if header else {}
+    response = client.post(
+        "/api/submissions", headers=headers, data={"arch": "lenet"},
+        files={"checkpoint": ("m.pth", make_checkpoint(tmp_path / "m.pth").read_bytes())},
+    )
+    assert response.status_code == 401
+    assert "token" in response.json()["detail"].lower()
+
+
+@pytest.mark.parametrize("name", ["Équipe Ångström 机器学习 🚀", "Robert'); DROP TABLE teams;--"])
+def test_unusual_team_names_are_stored_verbatim(client, name):
+    response = client.post(
+        "/api/teams", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert response.status_code == 201
+    again = client.post(
+        "/api/teams", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert again.status_code == 409  # the table still exists and holds the name
+    assert name in again.json()["detail"]
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a" * 101, "tab\tname"])
+def test_invalid_team_names(client, name):
+    response = client.post(
+        "/api/teams", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+def test_another_teams_submission_cannot_be_cancelled(client, token, tmp_path):
+    created = _upload(client, token, make_checkpoint(tmp_path / "m.pth").read_bytes()).json()
+    other = client.post(
+        "/api/teams", json={"name": "Eve"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ).json()["token"]
+    response = client.post(
+        f"/api/submissions/{created['id']}/cancel", headers={"Authorization": f"Bearer {other}"}
+    )
+    assert response.status_code == 404
+    assert "not found" in response.json()["detail"]
+
+
+def test_checkpoint_sent_as_text_field(client, token):
+    response = client.post(
+        "/api/submissions", headers={"Authorization": f"Bearer {token}"},
+        data={"arch": "lenet", "checkpoint": "not a file"},
+    )
+    assert 400 <= response.status_code < 500
+    assert response.json()["detail"]

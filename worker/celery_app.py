@@ -1,0 +1,45 @@
+"""The Celery application of the workers.
+
+Tasks are acknowledged late and rejected (so redelivered) when their worker process dies;
+one task at a time per worker, since an evaluation fills a GPU.
+"""
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from server.config import get_settings
+from server.queue import broker_options
+
+
+def create_celery() -> Celery:
+    settings = get_settings()
+    if settings.broker_url is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    app = Celery("arena", broker=settings.resolved_broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = create_celery()
+
+
+@worker_ready.connect
+def _start_reconciler(**_kwargs: object) -> None:
+    from worker.reconciler import Reconciler
+
+    Reconciler.start_background(app)
+
+
+@worker_shutdown.connect
+def _stop_reconciler(**_kwargs: object) -> None:
+    from worker.reconciler import Reconciler
+
+    Reconciler.stop_background()

@@ -1,0 +1,78 @@
+"""One evaluation from files: load the checkpoint and the evaluation set, run the engine.
+
+The sandboxed child of a worker and ``arena evaluate`` both call ``run_evaluation``, so a
+team's local numbers are the leaderboard's numbers.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.loading import LoadedModel, load_model
+from worker.data import load_eval_set
+from worker.engine.evaluate import evaluate
+from worker.engine.suites import get_suite
+
+Progress = Callable[[str, int, int], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def evaluate_loaded(
+    loaded: LoadedModel,
+    *,
+    eval_set: Path,
+    suite: str,
+    sigma: float | None = None,
+    limit: int | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    images, labels = load_eval_set(eval_set, limit)
+    target = resolve_device(device)
+    results = evaluate(
+        loaded.model.to(target),
+        images,
+        labels,
+        get_suite(suite),
+        sigma=sigma,
+        surrogate=loaded.surrogate.to(target) if loaded.surrogate is not None else None,
+        device=target,
+        seed=0,
+        progress=progress,
+    )
+    results.setdefault("model", {})
+    results["model"].update({"arch": loaded.arch, "notes": list(loaded.notes)})
+    results["eval_set"] = {"file": Path(eval_set).name, "n": int(labels.shape[0])}
+    return results
+
+
+def run_evaluation(
+    checkpoint: Path,
+    *,
+    arch: str,
+    eval_set: Path,
+    suite: str,
+    sigma: float | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    limit: int | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    loaded = load_model(Path(checkpoint), arch=arch, mean=mean, std=std)
+    return evaluate_loaded(
+        loaded,
+        eval_set=eval_set,
+        suite=suite,
+        sigma=sigma,
+        limit=limit,
+        device=device,
+        progress=progress,
+    )

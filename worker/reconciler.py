@@ -1,0 +1,96 @@
+"""Bringing lost work back: run in a thread of every worker.
+
+Every ``reconcile_seconds`` it requeues submissions whose lease expired (their worker died),
+submissions queued in the database but absent from the broker (a flushed Redis), and
+submissions left ``validating`` by an API process that stopped mid-upload. Duplicated
+messages are harmless: the lease lets exactly one worker run a submission.
+"""
+
+import logging
+import threading
+
+from celery import Celery
+
+from server import crud
+from server.config import Settings, get_settings
+from server.db import session_scope
+from server.queue import EVALUATE_TASK
+from server.tables import Status
+from worker.broker_contents import waiting_task_ids
+
+log = logging.getLogger(__name__)
+
+
+def _send(app: Celery, submission_id: int) -> None:
+    task_id = app.send_task(EVALUATE_TASK, args=[submission_id]).id
+    with session_scope() as session:
+        crud.mark_queued(session=session, submission_id=submission_id, task_id=task_id)
+
+
+def reconcile_once(app: Celery, settings: Settings) -> list[int]:
+    """One pass; returns the ids it requeued."""
+    requeued: list[int] = []
+    with session_scope() as session:
+        expired = [s.id for s in crud.expired_leases(session=session)]
+        validating = [
+            s.id
+            for s in crud.stale_submissions(
+                session=session, status=Status.VALIDATING, older_than=2 * settings.probe_timeout
+            )
+        ]
+        queued = {
+            s.id: s.task_id
+            for s in crud.stale_submissions(
+                session=session, status=Status.QUEUED, older_than=settings.requeue_after_seconds
+            )
+        }
+    for submission_id in expired:
+        with session_scope() as session:
+            status = crud.requeue_expired(
+                session=session, submission_id=submission_id, max_attempts=settings.max_attempts
+            )
+        if status == Status.QUEUED:
+            log.warning("submission %s: worker lost, requeued", submission_id)
+            _send(app, submission_id)
+            requeued.append(submission_id)
+    for submission_id in validating:
+        log.warning("submission %s: upload interrupted after storing, queued", submission_id)
+        _send(app, submission_id)
+        requeued.append(submission_id)
+    if queued:
+        waiting = waiting_task_ids(app)
+        if waiting is not None:
+            for submission_id, task_id in queued.items():
+                if task_id not in waiting:
+                    log.warning("submission %s: message missing from broker, requeued",
+                                submission_id)
+                    _send(app, submission_id)
+                    requeued.append(submission_id)
+    return requeued
+
+
+class Reconciler:
+    _thread: threading.Thread | None = None
+    _stop = threading.Event()
+
+    @classmethod
+    def start_background(cls, app: Celery) -> None:
+        if cls._thread is not None:
+            return
+        settings = get_settings()
+        cls._stop.clear()
+
+        def loop() -> None:
+            while not cls._stop.wait(settings.reconcile_seconds):
+                try:
+                    reconcile_once(app, settings)
+                except Exception:  # noqa: BLE001 - keep reconciling after a transient error
+                    log.exception("reconcile pass failed")
+
+        cls._thread = threading.Thread(target=loop, name="arena-reconciler", daemon=True)
+        cls._thread.start()
+
+    @classmethod
+    def stop_background(cls) -> None:
+        cls._stop.set()
+        cls._thread = None
