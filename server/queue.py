@@ -16,7 +16,10 @@ EVALUATE_TASK = "worker.tasks.evaluate_submission"
 def broker_options(settings: Settings) -> dict:
     """Transport options shared by the API's client and the workers."""
     # Redis hands an unacknowledged task to a second worker after visibility_timeout: keep it
-    # above the longest evaluation; leases settle any race that remains.
+    # above the longest evaluation; leases settle any race that remains. (The SQLAlchemy
+    # transport passes its options to create_engine, which takes none of these.)
+    if not settings.resolved_broker_url.startswith("redis"):
+        return {}
     return {"visibility_timeout": int(settings.hard_time_limit + 600)}
 
 
