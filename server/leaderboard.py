@@ -1,14 +1,37 @@
 """Ranking: each team's best finished submission under the configured score rule.
 
 The score is computed in SQL from the stored accuracies at read time, so changing the rule
-(``ARENA_SCORE``) re-ranks every past submission consistently.
+(``ARENA_SCORE``) re-ranks every past submission consistently. Two tracks exist: the
+empirical one ranks by the score rule; the certified one ranks by randomized-smoothing
+certified accuracy at a chosen ℓ2 radius.
+
+One query ranks the submissions and loads the winners' stored metrics (their 95% intervals
+and flags). Boards are cached per process and reused while the database's version (newest
+result, number and newest id of submissions) is unchanged: a read then costs one small
+indexed query however many submissions there are.
 """
 
-from sqlalchemy import ColumnElement, func, literal, select
+import threading
+from collections import OrderedDict
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, cast, func, literal, select
 from sqlalchemy.orm import Session
 
-from server.schemas import Leaderboard, LeaderboardRow
+from server.schemas import Flag, Leaderboard, LeaderboardRow
 from server.tables import Result, Submission, Team
+
+
+class Track(StrEnum):
+    EMPIRICAL = "empirical"
+    CERTIFIED = "certified"
+
+
+#: The ℓ2 radii at which certified accuracy is stored (``smoothing.certified`` keys).
+RADII = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+#: The radius of the ``smoothing`` column (the headline certified accuracy).
+HEADLINE_RADIUS = 0.5
 
 METRICS = {
     "natural": Result.natural,
@@ -36,6 +59,13 @@ def validate_weights(weights: dict[str, float]) -> None:
         )
 
 
+def validate_radius(radius: float) -> float:
+    for known in RADII:
+        if abs(radius - known) < 1e-9:
+            return known
+    raise ValueError(f"radius must be one of {', '.join(f'{r:g}' for r in RADII)}.")
+
+
 def score_expression(weights: dict[str, float]) -> ColumnElement[float]:
     validate_weights(weights)
     total = sum(weights.values())
@@ -43,6 +73,17 @@ def score_expression(weights: dict[str, float]) -> ColumnElement[float]:
     for name, weight in weights.items():
         expr = expr + METRICS[name] * weight
     return expr / total
+
+
+def certified_expression(radius: float) -> ColumnElement[float]:
+    """Certified accuracy at ``radius``: the column at 0.5, else the stored curve's point."""
+    radius = validate_radius(radius)
+    if radius == HEADLINE_RADIUS:
+        return Result.smoothing
+    return cast(Result.metrics[("smoothing", "certified", str(radius))].as_float(), Float)
+
+
+TIES = "Ranks whose 95% intervals overlap are marked ≈: the evaluation set cannot separate them."
 
 
 def describe_rule(weights: dict[str, float]) -> str:
@@ -60,13 +101,57 @@ def describe_rule(weights: dict[str, float]) -> str:
     return rule + ". Each team is ranked by its best finished submission; ties go to the earlier one."
 
 
-def leaderboard(*, session: Session, suite: str, weights: dict[str, float]) -> Leaderboard:
-    score = score_expression(weights)
+def describe_certified(radius: float) -> str:
+    return (
+        f"Score = certified accuracy at ℓ2 radius {radius:g}: the share of images the smoothed "
+        "classifier (randomized smoothing, Cohen et al. 2019) labels correctly with a certified "
+        f"radius of at least {radius:g}. Only submissions with a declared σ take part. Each team "
+        "is ranked by its best certified submission; ties go to the earlier one."
+    )
+
+
+def leaderboard(
+    *,
+    session: Session,
+    suite: str,
+    weights: dict[str, float],
+    track: Track = Track.EMPIRICAL,
+    radius: float = HEADLINE_RADIUS,
+) -> Leaderboard:
+    """Every team's best submission in ``suite``, best first, baselines placed among them."""
+    track = Track(track)
+    radius = validate_radius(radius)
+    key = (str(session.get_bind().url), suite, track, radius, tuple(sorted(weights.items())))
+    version = tuple(session.execute(_VERSION).one())
+    cached = _CACHE.get(key, version)
+    if cached is not None:
+        return cached
+    with _CACHE.computing(key):  # concurrent readers of a changed board compute it once
+        cached = _CACHE.get(key, version)
+        if cached is None:
+            cached = _compute(session, suite, weights, track, radius)
+            _CACHE.put(key, version, cached)
+    return cached
+
+
+def _compute(
+    session: Session, suite: str, weights: dict[str, float], track: Track, radius: float
+) -> Leaderboard:
+    if track == Track.CERTIFIED:
+        score = certified_expression(radius)
+        rule = describe_certified(radius)
+        eligible = Result.smoothing.is_not(None)
+    else:
+        score = score_expression(weights)
+        rule = describe_rule(weights)
+        eligible = literal(True)
     best = (
         select(
             Submission.id.label("submission_id"),
             Submission.team_id,
             Submission.created_at,
+            Submission.sigma,
+            Result.id.label("result_id"),
             score.label("score"),
             *[column.label(name) for name, column in METRICS.items()],
             func.row_number()
@@ -77,7 +162,7 @@ def leaderboard(*, session: Session, suite: str, weights: dict[str, float]) -> L
             .label("position"),
         )
         .join(Result, Result.submission_id == Submission.id)
-        .where(Result.suite == suite, score.is_not(None))
+        .where(Result.suite == suite, eligible, score.is_not(None))
         .subquery()
     )
     counts = (
@@ -86,30 +171,114 @@ def leaderboard(*, session: Session, suite: str, weights: dict[str, float]) -> L
         .subquery()
     )
     query = (
-        select(best, Team.name, Team.is_baseline, counts.c.submissions)
+        select(best, Team.name, Team.is_baseline, counts.c.submissions, Result.metrics)
         .join(Team, Team.id == best.c.team_id)
         .join(counts, counts.c.team_id == best.c.team_id)
+        .join(Result, Result.id == best.c.result_id)
         .where(best.c.position == 1)
         .order_by(best.c.score.desc(), best.c.created_at.asc(), best.c.submission_id.asc())
     )
-    rows = [
-        LeaderboardRow(
-            rank=rank,
-            team=row.name,
-            baseline=row.is_baseline,
-            submission_id=row.submission_id,
-            score=row.score,
-            natural=row.natural,
-            fgsm=row.fgsm,
-            pgd_linf=row.pgd_linf,
-            pgd_l2=row.pgd_l2,
-            smoothing=row.smoothing,
-            submissions=row.submissions,
-            submitted_at=row.created_at,
+    fetched = list(session.execute(query))
+    scores_ci, rows = [], []
+    for row in fetched:
+        intervals = _intervals(row.metrics or {})
+        if track == Track.CERTIFIED:
+            scores_ci.append(_certified_interval(row.metrics or {}, radius, row.score))
+        else:
+            scores_ci.append(combined_interval(intervals, weights))
+    team_rank = 0
+    for position, (row, score_ci, tied) in enumerate(
+        zip(fetched, scores_ci, ties(scores_ci), strict=True), start=1
+    ):
+        metrics = row.metrics or {}
+        team_rank += not row.is_baseline
+        rows.append(
+            LeaderboardRow(
+                rank=None if row.is_baseline else team_rank,
+                position=position,
+                team=row.name,
+                baseline=row.is_baseline,
+                submission_id=row.submission_id,
+                score=row.score,
+                score_ci95=score_ci,
+                tied=tied,
+                natural=row.natural,
+                fgsm=row.fgsm,
+                pgd_linf=row.pgd_linf,
+                pgd_l2=row.pgd_l2,
+                smoothing=row.smoothing,
+                ci95=_intervals(metrics),
+                sigma=row.sigma,
+                submissions=row.submissions,
+                submitted_at=row.created_at,
+                flags=[
+                    Flag(code=str(f.get("code")), message=str(f.get("message", "")))
+                    for f in metrics.get("flags") or []
+                    if isinstance(f, dict)
+                ],
+            )
         )
-        for rank, row in enumerate(session.execute(query), start=1)
-    ]
-    return Leaderboard(suite=suite, score_rule=describe_rule(weights), rows=rows)
+    return Leaderboard(
+        suite=suite,
+        track=track,
+        radius=radius if track == Track.CERTIFIED else None,
+        score_rule=rule,
+        ties_rule=TIES,
+        teams=sum(not r.baseline for r in rows),
+        rows=rows,
+    )
+
+
+def _intervals(metrics: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name in METRICS:
+        ci = (metrics.get(name) or {}).get("ci95")
+        if isinstance(ci, list | tuple) and len(ci) == 2:
+            out[name] = (float(ci[0]), float(ci[1]))
+    return out
+
+
+def combined_interval(
+    intervals: dict[str, tuple[float, float]], weights: dict[str, float]
+) -> tuple[float, float] | None:
+    """The score's interval: the same weighted mean of the metrics' interval ends."""
+    if any(name not in intervals for name in weights):
+        return None
+    total = sum(weights.values())
+    low = sum(w * intervals[name][0] for name, w in weights.items()) / total
+    high = sum(w * intervals[name][1] for name, w in weights.items()) / total
+    return (low, high)
+
+
+def _certified_interval(
+    metrics: dict[str, Any], radius: float, accuracy: float
+) -> tuple[float, float] | None:
+    smoothing = metrics.get("smoothing") or {}
+    if radius == HEADLINE_RADIUS and "smoothing" in _intervals(metrics):
+        return _intervals(metrics)["smoothing"]
+    n = smoothing.get("n")
+    if not isinstance(n, int) or n <= 0:
+        return None
+    return clopper_pearson(round(accuracy * n), n)
+
+
+def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided binomial interval, as the engine reports for every accuracy."""
+    from scipy.stats import beta
+
+    tail = (1 - level) / 2
+    low = 0.0 if successes == 0 else float(beta.ppf(tail, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - tail, successes + 1, n - successes))
+    return (low, high)
+
+
+def ties(intervals: list[tuple[float, float] | None]) -> list[bool]:
+    """For each row, whether its interval overlaps the one of the row placed just above."""
+    marks = [False] * len(intervals)
+    for index in range(1, len(intervals)):
+        above, here = intervals[index - 1], intervals[index]
+        marks[index] = above is not None and here is not None and here[1] >= above[0]
+    return marks
 
 
 def score_of(results: dict, weights: dict[str, float]) -> float | None:
@@ -122,3 +291,48 @@ def score_of(results: dict, weights: dict[str, float]) -> float | None:
             return None
         total += weight * accuracy
     return total / sum(weights.values())
+
+
+_VERSION = select(
+    select(func.max(Result.id)).scalar_subquery(),
+    select(func.count(Submission.id)).scalar_subquery(),
+    select(func.max(Submission.id)).scalar_subquery(),
+)
+
+
+class _BoardCache:
+    """Recently computed boards, each valid for the database version it was computed at.
+
+    Results are written once and never change; a board changes only when a result is added
+    or a submission is added or removed, which moves the version. Boards are frozen models,
+    shared by every reader.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._entries: OrderedDict[tuple, tuple[tuple, Leaderboard]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+        self._computing: dict[tuple, threading.Lock] = {}
+
+    def computing(self, key: tuple) -> threading.Lock:
+        with self._lock:
+            return self._computing.setdefault(key, threading.Lock())
+
+    def get(self, key: tuple, version: tuple) -> Leaderboard | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != version:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: tuple, version: tuple, board: Leaderboard) -> None:
+        with self._lock:
+            self._entries[key] = (version, board)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                old, _ = self._entries.popitem(last=False)
+                self._computing.pop(old, None)
+
+
+_CACHE = _BoardCache()

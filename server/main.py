@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from server.errors import FieldError, field_error_handler, validation_error_handler
 from server.limits import UploadSizeLimit
-from server.routes import leaderboard, pages, submissions, teams
+from server.routes import exports, leaderboard, pages, submissions, teams
 
 STATIC = Path(__file__).parent / "static"
 
@@ -26,6 +26,7 @@ def create_app() -> FastAPI:
     app.include_router(teams.router)
     app.include_router(submissions.router)
     app.include_router(leaderboard.router)
+    app.include_router(exports.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

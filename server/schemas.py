@@ -71,23 +71,49 @@ class ArchitecturePublic(BaseModel):
     surrogate: str | None
 
 
+class Flag(BaseModel):
+    """A warning the evaluation raised about a model (stochastic, gradient masking, ...)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+
+
 class LeaderboardRow(BaseModel):
-    rank: int
+    """One team's best submission. Accuracies are fractions in [0, 1]."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rank: int | None = Field(description="The team's rank; null for a baseline entry.")
+    position: int = Field(description="Place in the table, baseline entries included.")
     team: str
-    baseline: bool
+    baseline: bool = Field(description="An organiser's reference model, not a team.")
     submission_id: int
-    score: float
+    score: float = Field(description="The ranking figure of the board's track.")
+    score_ci95: tuple[float, float] | None = None
+    tied: bool = Field(False, description="Its score interval overlaps the row above's.")
     natural: float | None
     fgsm: float | None
     pgd_linf: float | None
     pgd_l2: float | None
-    smoothing: float | None
+    smoothing: float | None = Field(description="Certified accuracy at ℓ2 radius 0.5.")
+    ci95: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="95% Clopper–Pearson interval of each accuracy."
+    )
+    sigma: float | None = None
     submissions: int
     submitted_at: datetime
-    flags: list[str] = []
+    flags: list[Flag] = []
 
 
 class Leaderboard(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     suite: str
+    track: str = "empirical"
+    radius: float | None = Field(None, description="ℓ2 radius ranked by the certified track.")
     score_rule: str
+    ties_rule: str = ""
+    teams: int = 0
     rows: list[LeaderboardRow]

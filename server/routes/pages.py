@@ -1,29 +1,115 @@
-"""Server-rendered pages: leaderboard, upload form, submission and team pages."""
+"""Server-rendered pages: leaderboard, upload form, submission and team pages.
 
+Everything a page shows is in its HTML; small scripts from ``/static`` add sorting, live
+progress and the upload's progress bar. Nothing is loaded from another site.
+"""
+
+from datetime import datetime
 from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models.catalog import CATALOG
-from server import crud, leaderboard
+from server import charts, crud
+from server.badges import badges, distinct_badges
 from server.deps import SessionDep, SettingsDep, SubmissionId
 from server.errors import FieldError
+from server.leaderboard import RADII, Track
 from server.presenters import present_submission, quota_of
+from server.routes.exports import BoardDep
+from server.schemas import SubmissionPublic
+from server.security import hash_token
+from server.tables import Result, Submission
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 router = APIRouter(include_in_schema=False)
 
+KNOWN_SUITES = ("class", "robustbench")
+STAGE_LABELS = {
+    "natural": "Natural",
+    "fgsm": "FGSM",
+    "pgd_linf": "PGD ℓ∞",
+    "pgd_l2": "PGD ℓ2",
+    "smoothing": "Certification",
+    "autoattack": "AutoAttack",
+}
+METRIC_ROWS = (
+    ("natural", "Natural accuracy"),
+    ("fgsm", "FGSM ℓ∞"),
+    ("pgd_linf", "PGD ℓ∞"),
+    ("pgd_l2", "PGD ℓ2"),
+    ("autoattack", "AutoAttack"),
+    ("smoothing", "Certified, ℓ2 radius 0.5"),
+)
+PARAM_NAMES = {
+    "eps": "ε", "step_size": "step", "sigma": "σ", "alpha": "α", "n0": "n₀",
+    "random_start": "random start", "noise_draws": "noise draws", "targets": "target classes",
+    "predict_n": "predict n", "predict_alpha": "predict α",
+}
+HIDDEN_PARAMS = {"batch_size", "threat"}
+MAX_CURVES = 6
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def interval(ci: Any) -> str:
+    if not ci or len(ci) != 2:
+        return "—"
+    return f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%"
+
+
+def when(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def param_value(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(param_value(key, item) for item in value)
+    if isinstance(value, float):
+        steps = value * 255
+        if key in ("eps", "step_size") and 0 < value < 0.5 and abs(steps - round(steps)) < 1e-6:
+            return f"{round(steps)}/255"
+        return f"{value:g}"
+    return str(value)
+
+
+def params(values: Any) -> list[tuple[str, str]]:
+    """A metric's parameters as (name, value) pairs for people."""
+    if not isinstance(values, dict):
+        return []
+    return [
+        (PARAM_NAMES.get(key, key.replace("_", " ")), param_value(key, value))
+        for key, value in values.items()
+        if key not in HIDDEN_PARAMS and not isinstance(value, dict)
+    ]
+
+
+templates.env.filters.update(pct=pct, interval=interval, when=when)
+templates.env.globals.update(stage_labels=STAGE_LABELS, distinct_badges=distinct_badges)
+
 
 @router.get("/", response_class=HTMLResponse)
 def leaderboard_page(
-    request: Request, session: SessionDep, settings: SettingsDep, suite: str | None = None
+    request: Request, board: BoardDep, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
-    board = leaderboard.leaderboard(
-        session=session, suite=suite or settings.suite, weights=settings.score_weights()
+    present = set(session.scalars(select(Result.suite).distinct()))
+    suites = [*KNOWN_SUITES, *sorted(present - set(KNOWN_SUITES))]
+    if settings.suite not in suites:
+        suites.append(settings.suite)
+    return templates.TemplateResponse(
+        request,
+        "leaderboard.html",
+        {"board": board, "suites": suites, "radii": RADII, "tracks": list(Track)},
     )
-    return templates.TemplateResponse(request, "leaderboard.html", {"board": board})
 
 
 @router.get("/submit", response_class=HTMLResponse)
@@ -35,13 +121,96 @@ def submit_page(request: Request, settings: SettingsDep) -> HTMLResponse:
     )
 
 
-@router.get("/submissions/{submission_id}", response_class=HTMLResponse)
-def submission_page(request: Request, submission_id: SubmissionId, session: SessionDep) -> HTMLResponse:
+def _submission(session: Session, submission_id: int) -> Submission:
     submission = crud.get_submission(session=session, submission_id=submission_id)
     if submission is None:
         raise FieldError(404, f"Submission {submission_id} not found.")
+    return submission
+
+
+def _is_owner(submission: Submission, authorization: str | None) -> bool:
+    token = (authorization or "").partition(" ")[2].strip()
+    team = submission.team
+    return bool(token) and team.token_hash == hash_token(token) and not team.revoked
+
+
+def _outcome(session: Session, submission: Submission, view: SubmissionPublic) -> dict[str, Any]:
+    """What the page shows once a submission has stopped: results, charts, flags or reason."""
+    results = view.results or {}
+    metrics = [
+        (key, label, results[key], params(results[key].get("params")))
+        for key, label in METRIC_ROWS
+        if isinstance(results.get(key), dict)
+    ]
+    curves = None
+    if isinstance(results.get("smoothing"), dict):
+        curves = charts.radius_curves(_sigma_series(session, submission, results["smoothing"]))
+    return {
+        "submission": view,
+        "results": results,
+        "metrics": metrics,
+        "bars": charts.attack_bars(results),
+        "curves": curves,
+        "flags": badges(results.get("flags") or []),
+    }
+
+
+def _sigma_series(
+    session: Session, submission: Submission, smoothing: dict[str, Any]
+) -> list[tuple[str, dict[str, float], bool]]:
+    """This submission's certified curve, and the team's best certified one per other σ."""
+    series = [(f"σ = {submission.sigma:g}, this submission (#{submission.id})",
+               smoothing.get("certified") or {}, True)]
+    others = session.execute(
+        select(Submission.id, Submission.sigma, Result.metrics["smoothing"])
+        .join(Result, Result.submission_id == Submission.id)
+        .where(
+            Submission.team_id == submission.team_id,
+            Submission.id != submission.id,
+            Result.suite == submission.suite,
+            Result.smoothing.is_not(None),
+            Submission.sigma.is_not(None),
+            Submission.sigma != submission.sigma,
+        )
+        .order_by(Submission.created_at.desc())
+        .limit(100)
+    )
+    best: dict[float, tuple[float, int, dict[str, float]]] = {}
+    for other_id, sigma, other in others:
+        if not isinstance(other, dict) or not other.get("certified"):
+            continue
+        quality = float(other.get("average_radius") or 0.0)
+        if sigma not in best or quality > best[sigma][0]:
+            best[sigma] = (quality, other_id, other["certified"])
+    for sigma in sorted(best)[: MAX_CURVES - 1]:
+        _, other_id, certified = best[sigma]
+        series.append((f"σ = {sigma:g}, submission #{other_id}", certified, False))
+    return series
+
+
+@router.get("/submissions/{submission_id}", response_class=HTMLResponse)
+def submission_page(request: Request, submission_id: SubmissionId, session: SessionDep) -> HTMLResponse:
+    submission = _submission(session, submission_id)
     view = present_submission(session, submission, owner=False)
-    return templates.TemplateResponse(request, "submission.html", {"submission": view})
+    return templates.TemplateResponse(
+        request, "submission.html", _outcome(session, submission, view)
+    )
+
+
+@router.get("/submissions/{submission_id}/outcome", response_class=HTMLResponse)
+def submission_outcome(
+    request: Request,
+    submission_id: SubmissionId,
+    session: SessionDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> HTMLResponse:
+    """The results part of the submission page, fetched by its script when the status changes;
+    with the owning team's token it includes the reason of a failure."""
+    submission = _submission(session, submission_id)
+    view = present_submission(session, submission, owner=_is_owner(submission, authorization))
+    return templates.TemplateResponse(
+        request, "_outcome.html", _outcome(session, submission, view)
+    )
 
 
 @router.get("/teams/{name}", response_class=HTMLResponse)
@@ -50,7 +219,7 @@ def team_page(request: Request, name: str, session: SessionDep, settings: Settin
     if team is None:
         raise FieldError(404, f"Team {name!r} not found.")
     submissions = [
-        present_submission(session, s, owner=False)
+        present_submission(session, s, owner=False, settings=settings)
         for s in crud.team_submissions(session=session, team_id=team.id)
     ]
     return templates.TemplateResponse(

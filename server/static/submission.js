@@ -1,41 +1,109 @@
-// Submission page: poll the API and redraw status, progress and results without reloading.
+// Submission page: follow the evaluation live (queue position, a progress bar per stage with
+// images done and time left) and swap in the server-rendered results when it stops.
 (function () {
-  const id = window.SUBMISSION_ID;
+  "use strict";
+  const live = document.getElementById("live");
+  const id = live.dataset.submission;
   const token = sessionStorage.getItem("arenaToken");
-  const pct = (x) => (100 * x).toFixed(1) + "%";
+  const headers = token ? { Authorization: "Bearer " + token } : {};
+  const TERMINAL = ["finished", "failed", "cancelled"];
+  const STATUS = {
+    validating: "Checking the model", queued: "Queued", running: "Running",
+    finished: "Finished", failed: "Failed", cancelled: "Cancelled",
+  };
+  const STAGES = {
+    natural: "Natural", fgsm: "FGSM", pgd_linf: "PGD ℓ∞", pgd_l2: "PGD ℓ2",
+    smoothing: "Certification", autoattack: "AutoAttack",
+  };
+  const totals = {};
+  let shownOutcome = live.dataset.status;
+  let failures = 0;
 
-  function renderProgress(s) {
-    const box = document.getElementById("progress");
-    if (s.status !== "running" || !s.progress) { box.innerHTML = ""; return; }
+  function duration(seconds) {
+    if (seconds < 90) return `about ${Math.max(1, Math.round(seconds))} s left`;
+    if (seconds < 5400) return `about ${Math.round(seconds / 60)} min left`;
+    return `about ${(seconds / 3600).toFixed(1)} h left`;
+  }
+
+  function escape(text) {
+    const span = document.createElement("span");
+    span.textContent = text;
+    return span.innerHTML;
+  }
+
+  function renderStages(s) {
+    const list = document.getElementById("stages");
     const p = s.progress;
+    if (s.status !== "running" || !p) {
+      list.hidden = true;
+      list.innerHTML = "";
+      return;
+    }
     const stages = p.stages && p.stages.length ? p.stages : [p.stage];
-    box.innerHTML = stages.map((name) => {
-      const index = stages.indexOf(name), current = stages.indexOf(p.stage);
-      const value = index < current ? 1 : index === current ? p.done / Math.max(p.total, 1) : 0;
-      return `<div class="stage"><label>${name}</label><progress data-stage="${name}" max="1" value="${value}"></progress>` +
-        (index === current ? ` ${p.done} / ${p.total}` + (p.eta_seconds != null ? `, about ${Math.ceil(p.eta_seconds)} s left` : "") : "") + `</div>`;
+    const current = stages.indexOf(p.stage);
+    totals[p.stage] = p.total;
+    list.innerHTML = stages.map((name, index) => {
+      const label = escape(STAGES[name] || name);
+      const state = index < current ? "done" : index === current ? "active" : "waiting";
+      let bar, count;
+      if (state === "active") {
+        bar = `<progress id="stage-${name}" max="${Math.max(p.total, 1)}" value="${p.done}"></progress>`;
+        count = `${p.done} / ${p.total} images` +
+          (p.eta_seconds != null && p.done < p.total ? ` · <span class="eta">${duration(p.eta_seconds)}</span>` : "");
+      } else if (state === "done") {
+        bar = `<progress id="stage-${name}" max="1" value="1"></progress>`;
+        count = totals[name] ? `${totals[name]} / ${totals[name]} images` : "done";
+      } else {
+        bar = `<progress id="stage-${name}" max="1" value="0"></progress>`;
+        count = "waiting";
+      }
+      return `<li class="stage" data-stage="${name}" data-state="${state}">` +
+        `<label for="stage-${name}">${label}</label>${bar}<span class="count">${count}</span></li>`;
     }).join("");
+    list.hidden = false;
   }
-  function renderResults(s) {
-    if (!s.results) return;
-    const rows = ["natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing"].filter((k) => s.results[k]).map((k) => {
-      const m = s.results[k];
-      return `<tr><th scope="row">${k}</th><td>${pct(m.accuracy)}</td><td>${pct(m.ci95[0])} – ${pct(m.ci95[1])}</td><td>${m.n}</td></tr>`;
-    });
-    document.getElementById("results").innerHTML =
-      `<table id="results-table"><thead><tr><th scope="col">Metric</th><th scope="col">Accuracy</th><th scope="col">95% interval</th><th scope="col">Images</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+
+  async function refreshOutcome() {
+    const response = await fetch(`/submissions/${id}/outcome`, { headers });
+    if (response.ok) document.getElementById("outcome").innerHTML = await response.text();
   }
+
+  function render(s) {
+    const status = document.getElementById("status");
+    status.textContent = STATUS[s.status] || s.status;
+    status.className = "status status-" + s.status;
+    document.getElementById("queue").textContent =
+      s.status === "queued" && s.queue_position ? `position ${s.queue_position} in the queue` : "";
+    if (s.finished_at) {
+      document.getElementById("finished-at").textContent =
+        s.finished_at.slice(0, 16).replace("T", " ") + " UTC";
+    }
+    renderStages(s);
+    live.dataset.stage = s.status === "running" && s.progress ? s.progress.stage : "";
+    live.dataset.status = s.status;
+  }
+
   async function poll() {
-    const headers = token ? { Authorization: "Bearer " + token } : {};
-    const response = await fetch("/api/submissions/" + id, { headers });
-    if (!response.ok) { setTimeout(poll, 2000); return; }
-    const s = await response.json();
-    document.getElementById("status").textContent = s.status;
-    document.getElementById("queue").textContent = s.queue_position ? `(position ${s.queue_position} in the queue)` : "";
-    document.getElementById("error").textContent = s.error || "";
-    renderProgress(s);
-    renderResults(s);
-    if (!["finished", "failed", "cancelled"].includes(s.status)) setTimeout(poll, 1000);
+    let s;
+    try {
+      const response = await fetch(`/api/submissions/${id}`, { headers });
+      if (!response.ok) throw new Error(String(response.status));
+      s = await response.json();
+      failures = 0;
+    } catch (error) {
+      failures += 1;
+      setTimeout(poll, Math.min(1000 * 2 ** failures, 15000));
+      return;
+    }
+    render(s);
+    const terminal = TERMINAL.includes(s.status);
+    // The owner's view of a failure says why; fetch it once even if the page was rendered failed.
+    const ownerFailure = s.status === "failed" && token && shownOutcome !== "failed-owner";
+    if ((terminal && shownOutcome !== s.status) || ownerFailure) {
+      await refreshOutcome();
+      shownOutcome = ownerFailure ? "failed-owner" : s.status;
+    }
+    if (!terminal) setTimeout(poll, 700);
   }
   poll();
 })();

@@ -1,0 +1,162 @@
+"""The architecture zoo as data: what the upload form and ``GET /api/architectures`` list.
+
+Pure data on the standard library, so the web server can import it without torch. The
+parameter counts are literals; a test builds every network and checks them.
+"""
+
+import math
+from dataclasses import dataclass
+
+Triple = tuple[float, float, float]
+
+IDENTITY_MEAN: Triple = (0.0, 0.0, 0.0)
+IDENTITY_STD: Triple = (1.0, 1.0, 1.0)
+IMAGENET_MEAN: Triple = (0.485, 0.456, 0.406)
+IMAGENET_STD: Triple = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ArchitectureInfo:
+    """One zoo entry.
+
+    ``mean`` and ``std`` are the default input normalisation (the one the reference code trains
+    with); an upload may declare its own. ``surrogate`` describes the differentiable stand-in
+    the engine may attack instead of a stochastic network, or is None.
+    """
+
+    name: str
+    description: str
+    parameters: int
+    mean: Triple
+    std: Triple
+    stochastic: bool = False
+    surrogate: str | None = None
+    reference: str = ""
+
+
+_AKAMASTER = "akamaster/pytorch_resnet_cifar10 (models/resnet.py)"
+
+
+def _cifar_resnet(depth: int, parameters: int) -> ArchitectureInfo:
+    blocks = (depth - 2) // 6
+    return ArchitectureInfo(
+        name=f"resnet{depth}",
+        description=(
+            f"He et al. CIFAR ResNet-{depth}: 3 stages x {blocks} basic blocks, 16/32/64 channels, "
+            "option-A shortcuts (stride-2 subsampling, zero-padded channels)."
+        ),
+        parameters=parameters,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        reference=_AKAMASTER,
+    )
+
+
+CATALOG: dict[str, ArchitectureInfo] = {
+    info.name: info
+    for info in (
+        ArchitectureInfo(
+            name="lenet",
+            description="The class's basic CNN: conv 3->6->16 (5x5, max-pool), fc 120->84->10.",
+            parameters=62_006,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            reference="PyTorch CIFAR-10 tutorial (Net)",
+        ),
+        _cifar_resnet(20, 269_722),
+        _cifar_resnet(32, 464_154),
+        _cifar_resnet(44, 658_586),
+        _cifar_resnet(56, 853_018),
+        ArchitectureInfo(
+            name="resnet18",
+            description="ResNet-18 for CIFAR: 3x3 stem, no max-pool, 64-512 channels.",
+            parameters=11_173_962,
+            mean=(0.4914, 0.4822, 0.4465),
+            std=(0.2023, 0.1994, 0.2010),
+            reference="kuangliu/pytorch-cifar (models/resnet.py)",
+        ),
+        ArchitectureInfo(
+            name="preact_resnet18",
+            description=(
+                "Pre-activation ResNet-18 for CIFAR as used in adversarial training, with the "
+                "final 'bn' (a checkpoint without it, kuangliu's layout, also loads)."
+            ),
+            parameters=11_172_170,
+            mean=(0.4914, 0.4822, 0.4465),
+            std=(0.2471, 0.2435, 0.2616),
+            reference="locuslab/robust_overfitting (preactresnet.py), kuangliu/pytorch-cifar",
+        ),
+        ArchitectureInfo(
+            name="wrn-28-10",
+            description=(
+                "WideResNet-28-10 in the TRADES / Madry-style layout (conv1, block1-3, "
+                "sub_block1, bn1, fc); [0, 1] inputs. Checkpoints without sub_block1 also load."
+            ),
+            parameters=38_119_866,
+            mean=IDENTITY_MEAN,
+            std=IDENTITY_STD,
+            reference="yaodongyu/TRADES (models/wideresnet.py)",
+        ),
+        ArchitectureInfo(
+            name="wrn-34-10",
+            description=(
+                "WideResNet-34-10 in the TRADES / Madry-style layout (conv1, block1-3, "
+                "sub_block1, bn1, fc); [0, 1] inputs. Checkpoints without sub_block1 also load."
+            ),
+            parameters=48_262_586,
+            mean=IDENTITY_MEAN,
+            std=IDENTITY_STD,
+            reference="yaodongyu/TRADES (models/wideresnet.py)",
+        ),
+        ArchitectureInfo(
+            name="lwta-wrn-34-1",
+            description=(
+                "Stochastic Local Winner-Takes-All WideResNet-34 (Panousis et al. 2021), width 1 "
+                "by default; other widths are read from the checkpoint. [0, 1] inputs."
+            ),
+            parameters=490_115,
+            mean=IDENTITY_MEAN,
+            std=IDENTITY_STD,
+            stochastic=True,
+            surrogate=(
+                "Same weights with soft winner selection: the Gumbel-softmax test temperature "
+                "raised from 0.01 to 1."
+            ),
+            reference=(
+                "konpanousis/Adversarial-LWTA-AutoAttack (models/wideresnet_lwta.py, "
+                "models/layers/layers.py)"
+            ),
+        ),
+        ArchitectureInfo(
+            name="torchvision-resnet18",
+            description="torchvision's ImageNet ResNet-18 with a 10-class fc, for fine-tuning.",
+            parameters=11_181_642,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            reference="torchvision.models.resnet18",
+        ),
+    )
+}
+
+
+def architecture_names() -> list[str]:
+    """Zoo names in catalog order (the order of the upload form)."""
+    return list(CATALOG)
+
+
+def parse_triple(text: str, *, positive: bool = False) -> Triple:
+    """Parse three comma-separated numbers, as an upload declares ``mean`` or ``std``.
+
+    Raises ValueError with a message fit for the team when the text is not three finite
+    numbers (or, with ``positive``, not three numbers above zero).
+    """
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError:
+        raise ValueError(f"expected three comma-separated numbers, got {text!r}") from None
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"expected three comma-separated finite numbers, got {text!r}")
+    if positive and min(values) <= 0:
+        raise ValueError(f"expected three numbers above zero, got {text!r}")
+    return values  # type: ignore[return-value]
