@@ -154,8 +154,8 @@ def test_oversized_file_is_refused_while_streaming(client, token, monkeypatch):
 
 def test_path_traversal_file_name_is_only_display_text(client, token, settings_env, tmp_path):
     home = Path(settings_env["ARENA_HOME"])
-    before = _home_files(home.parent)
     content = make_checkpoint(tmp_path / "m.pth").read_bytes()
+    before = _home_files(home.parent)
     response = _upload(client, token, content, name="../../../../tmp/evil.pth")
     assert response.status_code == 202
     created = set(_home_files(home.parent)) - before
