@@ -141,13 +141,18 @@ def cancel_submission(*, session: Session, submission_id: int) -> bool:
     return result.rowcount == 1
 
 
-def mark_queued(*, session: Session, submission_id: int, task_id: str) -> None:
-    session.execute(
+def mark_queued(*, session: Session, submission_id: int, task_id: str) -> bool:
+    """Record that ``task_id`` carries this submission; never touches a running one."""
+    result = session.execute(
         update(Submission)
-        .where(Submission.id == submission_id, Submission.status.in_(ACTIVE_STATUSES))
+        .where(
+            Submission.id == submission_id,
+            Submission.status.in_((Status.VALIDATING, Status.QUEUED)),
+        )
         .values(status=Status.QUEUED, task_id=task_id, queued_at=utcnow(), progress=None)
     )
     session.commit()
+    return result.rowcount == 1
 
 
 # --- reading -----------------------------------------------------------------------------

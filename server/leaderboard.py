@@ -16,7 +16,7 @@ from collections import OrderedDict
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, cast, func, literal, select
+from sqlalchemy import ColumnElement, Float, Select, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from server.schemas import Flag, Leaderboard, LeaderboardRow
@@ -98,7 +98,9 @@ def describe_rule(weights: dict[str, float]) -> str:
     else:
         parts = " + ".join(f"{w:g}×{METRIC_LABELS[name]}" for name, w in weights.items())
         rule = f"Score = ({parts}) / {sum(weights.values()):g}"
-    return rule + ". Each team is ranked by its best finished submission; ties go to the earlier one."
+    return (
+        rule + ". Each team is ranked by its best finished submission; ties go to the earlier one."
+    )
 
 
 def describe_certified(radius: float) -> str:
@@ -137,14 +139,58 @@ def leaderboard(
 def _compute(
     session: Session, suite: str, weights: dict[str, float], track: Track, radius: float
 ) -> Leaderboard:
-    if track == Track.CERTIFIED:
-        score = certified_expression(radius)
-        rule = describe_certified(radius)
-        eligible = Result.smoothing.is_not(None)
+    certified = track == Track.CERTIFIED
+    if certified:
+        score, rule = certified_expression(radius), describe_certified(radius)
+        conditions = [Result.suite == suite, Result.smoothing.is_not(None)]
     else:
-        score = score_expression(weights)
-        rule = describe_rule(weights)
-        eligible = literal(True)
+        score, rule = score_expression(weights), describe_rule(weights)
+        conditions = [Result.suite == suite]
+    fetched = list(session.execute(_ranking(score, conditions)))
+    intervals = [_intervals(row.metrics or {}) for row in fetched]
+    score_intervals = [
+        _certified_interval(row.metrics or {}, radius, row.score)
+        if certified
+        else combined_interval(metric_intervals, weights)
+        for row, metric_intervals in zip(fetched, intervals, strict=True)
+    ]
+    rows, team_rank = [], 0
+    for position, (row, metric_intervals, score_interval, tied) in enumerate(
+        zip(fetched, intervals, score_intervals, ties(score_intervals), strict=True), start=1
+    ):
+        team_rank += not row.is_baseline
+        rows.append(
+            LeaderboardRow(
+                rank=None if row.is_baseline else team_rank,
+                position=position,
+                team=row.name,
+                baseline=row.is_baseline,
+                submission_id=row.submission_id,
+                score=row.score,
+                score_ci95=score_interval,
+                tied=tied,
+                **{name: getattr(row, name) for name in METRICS},
+                ci95=metric_intervals,
+                sigma=row.sigma,
+                submissions=row.submissions,
+                submitted_at=row.created_at,
+                flags=_flags(row.metrics or {}),
+            )
+        )
+    return Leaderboard(
+        suite=suite,
+        track=track,
+        radius=radius if certified else None,
+        score_rule=rule,
+        ties_rule=TIES,
+        teams=team_rank,
+        rows=rows,
+    )
+
+
+def _ranking(score: ColumnElement[float], conditions: list) -> Select:
+    """Each team's best result by ``score`` (ties to the earlier submission), best first,
+    with the team, its number of submissions and the stored metrics of that result."""
     best = (
         select(
             Submission.id.label("submission_id"),
@@ -162,7 +208,7 @@ def _compute(
             .label("position"),
         )
         .join(Result, Result.submission_id == Submission.id)
-        .where(Result.suite == suite, eligible, score.is_not(None))
+        .where(*conditions, score.is_not(None))
         .subquery()
     )
     counts = (
@@ -170,7 +216,7 @@ def _compute(
         .group_by(Submission.team_id)
         .subquery()
     )
-    query = (
+    return (
         select(best, Team.name, Team.is_baseline, counts.c.submissions, Result.metrics)
         .join(Team, Team.id == best.c.team_id)
         .join(counts, counts.c.team_id == best.c.team_id)
@@ -178,55 +224,14 @@ def _compute(
         .where(best.c.position == 1)
         .order_by(best.c.score.desc(), best.c.created_at.asc(), best.c.submission_id.asc())
     )
-    fetched = list(session.execute(query))
-    scores_ci, rows = [], []
-    for row in fetched:
-        intervals = _intervals(row.metrics or {})
-        if track == Track.CERTIFIED:
-            scores_ci.append(_certified_interval(row.metrics or {}, radius, row.score))
-        else:
-            scores_ci.append(combined_interval(intervals, weights))
-    team_rank = 0
-    for position, (row, score_ci, tied) in enumerate(
-        zip(fetched, scores_ci, ties(scores_ci), strict=True), start=1
-    ):
-        metrics = row.metrics or {}
-        team_rank += not row.is_baseline
-        rows.append(
-            LeaderboardRow(
-                rank=None if row.is_baseline else team_rank,
-                position=position,
-                team=row.name,
-                baseline=row.is_baseline,
-                submission_id=row.submission_id,
-                score=row.score,
-                score_ci95=score_ci,
-                tied=tied,
-                natural=row.natural,
-                fgsm=row.fgsm,
-                pgd_linf=row.pgd_linf,
-                pgd_l2=row.pgd_l2,
-                smoothing=row.smoothing,
-                ci95=_intervals(metrics),
-                sigma=row.sigma,
-                submissions=row.submissions,
-                submitted_at=row.created_at,
-                flags=[
-                    Flag(code=str(f.get("code")), message=str(f.get("message", "")))
-                    for f in metrics.get("flags") or []
-                    if isinstance(f, dict)
-                ],
-            )
-        )
-    return Leaderboard(
-        suite=suite,
-        track=track,
-        radius=radius if track == Track.CERTIFIED else None,
-        score_rule=rule,
-        ties_rule=TIES,
-        teams=sum(not r.baseline for r in rows),
-        rows=rows,
-    )
+
+
+def _flags(metrics: dict[str, Any]) -> list[Flag]:
+    return [
+        Flag(code=str(flag.get("code")), message=str(flag.get("message", "")))
+        for flag in metrics.get("flags") or []
+        if isinstance(flag, dict)
+    ]
 
 
 def _intervals(metrics: dict[str, Any]) -> dict[str, tuple[float, float]]:

@@ -4,10 +4,13 @@ The API queues by task name, so the web process never imports the worker, torch 
 engine. Only the id travels: the worker re-reads everything else from the database.
 """
 
+import uuid
 from functools import lru_cache
 
 from celery import Celery
+from sqlalchemy.orm import Session
 
+from server import crud
 from server.config import Settings, get_settings
 
 EVALUATE_TASK = "worker.tasks.evaluate_submission"
@@ -37,8 +40,17 @@ def _client(broker_url: str) -> Celery:
     return make_client(get_settings())
 
 
-def enqueue(submission_id: int) -> str:
-    """Queue a submission id for evaluation; returns the Celery task id."""
-    settings = get_settings()
-    result = _client(settings.resolved_broker_url).send_task(EVALUATE_TASK, args=[submission_id])
-    return result.id
+def enqueue(session: Session, submission_id: int, app: Celery | None = None) -> str | None:
+    """Mark the submission queued, then send its id; returns the Celery task id.
+
+    The row is committed as queued (with the task id it is about to get) before the message
+    leaves, so a worker that receives it at once can always claim it. Returns None, sending
+    nothing, when the submission is no longer waiting (running elsewhere, or ended). If this process dies in
+    between, the reconciler finds the queued row missing from the broker and sends it again.
+    """
+    task_id = str(uuid.uuid4())
+    if not crud.mark_queued(session=session, submission_id=submission_id, task_id=task_id):
+        return None  # a worker holds it already, or it ended
+    client = app or _client(get_settings().resolved_broker_url)
+    client.send_task(EVALUATE_TASK, args=[submission_id], task_id=task_id)
+    return task_id

@@ -14,7 +14,7 @@ from celery import Celery
 from server import crud
 from server.config import Settings, get_settings
 from server.db import session_scope
-from server.queue import EVALUATE_TASK
+from server.queue import enqueue
 from server.tables import Status
 from worker.broker_contents import waiting_task_ids
 
@@ -22,9 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def _send(app: Celery, submission_id: int) -> None:
-    task_id = app.send_task(EVALUATE_TASK, args=[submission_id]).id
     with session_scope() as session:
-        crud.mark_queued(session=session, submission_id=submission_id, task_id=task_id)
+        enqueue(session, submission_id, app)
 
 
 def reconcile_once(app: Celery, settings: Settings) -> list[int]:

@@ -226,7 +226,5 @@ def _settle(
         if crud.release_for_retry(
             session=session, submission_id=submission_id, owner=WORKER_ID, error=reason
         ):
-            crud.mark_queued(
-                session=session, submission_id=submission_id, task_id=queue.enqueue(submission_id)
-            )
+            queue.enqueue(session, submission_id)
         return "retried"

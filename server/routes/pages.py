@@ -19,7 +19,7 @@ from server import charts, crud
 from server.badges import badges, distinct_badges
 from server.deps import SessionDep, SettingsDep, SubmissionId
 from server.errors import FieldError
-from server.leaderboard import RADII, Track
+from server.leaderboard import RADII
 from server.presenters import present_submission, quota_of
 from server.routes.exports import BoardDep
 from server.schemas import SubmissionPublic
@@ -47,9 +47,16 @@ METRIC_ROWS = (
     ("smoothing", "Certified, ℓ2 radius 0.5"),
 )
 PARAM_NAMES = {
-    "eps": "ε", "step_size": "step", "sigma": "σ", "alpha": "α", "n0": "n₀",
-    "random_start": "random start", "noise_draws": "noise draws", "targets": "target classes",
-    "predict_n": "predict n", "predict_alpha": "predict α",
+    "eps": "ε",
+    "step_size": "step",
+    "sigma": "σ",
+    "alpha": "α",
+    "n0": "n₀",
+    "random_start": "random start",
+    "noise_draws": "noise draws",
+    "targets": "target classes",
+    "predict_n": "predict n",
+    "predict_alpha": "predict α",
 }
 HIDDEN_PARAMS = {"batch_size", "threat"}
 MAX_CURVES = 6
@@ -69,14 +76,15 @@ def when(moment: datetime | None) -> str:
     return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def param_value(key: str, value: Any) -> str:
+def param_value(key: str, value: Any, pixel_steps: bool = False) -> str:
+    """One parameter for people; ℓ∞ budgets read as k/255, the way papers state them."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
-        return ", ".join(param_value(key, item) for item in value)
+        return ", ".join(param_value(key, item, pixel_steps) for item in value)
     if isinstance(value, float):
         steps = value * 255
-        if key in ("eps", "step_size") and 0 < value < 0.5 and abs(steps - round(steps)) < 1e-6:
+        if pixel_steps and 0 < value < 1 and abs(steps - round(steps)) < 1e-6:
             return f"{round(steps)}/255"
         return f"{value:g}"
     return str(value)
@@ -86,8 +94,12 @@ def params(values: Any) -> list[tuple[str, str]]:
     """A metric's parameters as (name, value) pairs for people."""
     if not isinstance(values, dict):
         return []
+    linf = values.get("threat", "linf") == "linf"
     return [
-        (PARAM_NAMES.get(key, key.replace("_", " ")), param_value(key, value))
+        (
+            PARAM_NAMES.get(key, key.replace("_", " ")),
+            param_value(key, value, key == "linf_eps" or (linf and key in ("eps", "step_size"))),
+        )
         for key, value in values.items()
         if key not in HIDDEN_PARAMS and not isinstance(value, dict)
     ]
@@ -108,7 +120,7 @@ def leaderboard_page(
     return templates.TemplateResponse(
         request,
         "leaderboard.html",
-        {"board": board, "suites": suites, "radii": RADII, "tracks": list(Track)},
+        {"board": board, "suites": suites, "radii": RADII},
     )
 
 
@@ -134,7 +146,9 @@ def _is_owner(submission: Submission, authorization: str | None) -> bool:
     return bool(token) and team.token_hash == hash_token(token) and not team.revoked
 
 
-def _outcome(session: Session, submission: Submission, view: SubmissionPublic) -> dict[str, Any]:
+def _outcome(
+    session: Session, submission: Submission, view: SubmissionPublic, *, owner: bool = False
+) -> dict[str, Any]:
     """What the page shows once a submission has stopped: results, charts, flags or reason."""
     results = view.results or {}
     metrics = [
@@ -147,6 +161,7 @@ def _outcome(session: Session, submission: Submission, view: SubmissionPublic) -
         curves = charts.radius_curves(_sigma_series(session, submission, results["smoothing"]))
     return {
         "submission": view,
+        "owner": owner,
         "results": results,
         "metrics": metrics,
         "bars": charts.attack_bars(results),
@@ -159,8 +174,14 @@ def _sigma_series(
     session: Session, submission: Submission, smoothing: dict[str, Any]
 ) -> list[tuple[str, dict[str, float], bool]]:
     """This submission's certified curve, and the team's best certified one per other σ."""
-    series = [(f"σ = {submission.sigma:g}, this submission (#{submission.id})",
-               smoothing.get("certified") or {}, True)]
+    sigma = submission.sigma or (smoothing.get("params") or {}).get("sigma") or 0.0
+    series = [
+        (
+            f"σ = {sigma:g}, this submission (#{submission.id})",
+            smoothing.get("certified") or {},
+            True,
+        )
+    ]
     others = session.execute(
         select(Submission.id, Submission.sigma, Result.metrics["smoothing"])
         .join(Result, Result.submission_id == Submission.id)
@@ -176,20 +197,22 @@ def _sigma_series(
         .limit(100)
     )
     best: dict[float, tuple[float, int, dict[str, float]]] = {}
-    for other_id, sigma, other in others:
+    for other_id, other_sigma, other in others:
         if not isinstance(other, dict) or not other.get("certified"):
             continue
-        quality = float(other.get("average_radius") or 0.0)
-        if sigma not in best or quality > best[sigma][0]:
-            best[sigma] = (quality, other_id, other["certified"])
-    for sigma in sorted(best)[: MAX_CURVES - 1]:
-        _, other_id, certified = best[sigma]
-        series.append((f"σ = {sigma:g}, submission #{other_id}", certified, False))
+        quality = float(other.get("average_radius") or 0.0)  # the best per σ: largest radius
+        if other_sigma not in best or quality > best[other_sigma][0]:
+            best[other_sigma] = (quality, other_id, other["certified"])
+    for other_sigma in sorted(best)[: MAX_CURVES - 1]:
+        _, other_id, certified = best[other_sigma]
+        series.append((f"σ = {other_sigma:g}, submission #{other_id}", certified, False))
     return series
 
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)
-def submission_page(request: Request, submission_id: SubmissionId, session: SessionDep) -> HTMLResponse:
+def submission_page(
+    request: Request, submission_id: SubmissionId, session: SessionDep
+) -> HTMLResponse:
     submission = _submission(session, submission_id)
     view = present_submission(session, submission, owner=False)
     return templates.TemplateResponse(
@@ -207,14 +230,17 @@ def submission_outcome(
     """The results part of the submission page, fetched by its script when the status changes;
     with the owning team's token it includes the reason of a failure."""
     submission = _submission(session, submission_id)
-    view = present_submission(session, submission, owner=_is_owner(submission, authorization))
+    owner = _is_owner(submission, authorization)
+    view = present_submission(session, submission, owner=owner)
     return templates.TemplateResponse(
-        request, "_outcome.html", _outcome(session, submission, view)
+        request, "_outcome.html", _outcome(session, submission, view, owner=owner)
     )
 
 
 @router.get("/teams/{name}", response_class=HTMLResponse)
-def team_page(request: Request, name: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+def team_page(
+    request: Request, name: str, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
     team = crud.team_by_name(session=session, name=name)
     if team is None:
         raise FieldError(404, f"Team {name!r} not found.")

@@ -158,8 +158,7 @@ def create_submission(
     if probe.arch and probe.arch != submission.arch:
         submission.arch = probe.arch
         session.commit()
-    crud.mark_queued(session=session, submission_id=submission.id, task_id=queue.enqueue(submission.id))
-    session.refresh(submission)
+    queue.enqueue(session, submission.id)
     return present_submission(session, submission, owner=True)
 
 

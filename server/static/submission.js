@@ -46,7 +46,10 @@
       const label = escape(STAGES[name] || name);
       const state = index < current ? "done" : index === current ? "active" : "waiting";
       let bar, count;
-      if (state === "active") {
+      if (state === "active" && p.done === 0 && p.total <= 1) {  // before the first report
+        bar = `<progress id="stage-${name}"></progress>`;
+        count = "starting…";
+      } else if (state === "active") {
         bar = `<progress id="stage-${name}" max="${Math.max(p.total, 1)}" value="${p.done}"></progress>`;
         count = `${p.done} / ${p.total} images` +
           (p.eta_seconds != null && p.done < p.total ? ` · <span class="eta">${duration(p.eta_seconds)}</span>` : "");
@@ -72,8 +75,10 @@
     const status = document.getElementById("status");
     status.textContent = STATUS[s.status] || s.status;
     status.className = "status status-" + s.status;
-    document.getElementById("queue").textContent =
-      s.status === "queued" && s.queue_position ? `position ${s.queue_position} in the queue` : "";
+    let note = "";
+    if (s.status === "queued" && s.queue_position) note = `position ${s.queue_position} in the queue`;
+    else if (s.status === "running" && !s.progress) note = "starting the evaluation…";
+    document.getElementById("queue").textContent = note;
     if (s.finished_at) {
       document.getElementById("finished-at").textContent =
         s.finished_at.slice(0, 16).replace("T", " ") + " UTC";
