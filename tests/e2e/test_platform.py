@@ -1,5 +1,9 @@
 """The whole path with real processes: upload → row → queue → worker → results → leaderboard."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -47,6 +51,16 @@ def test_upload_is_evaluated_by_a_real_worker_and_ranked(arena_env: dict[str, st
         expected = sum(results[k]["accuracy"] for k in ("natural", "pgd_linf", "pgd_l2")) / 3
         assert row["score"] == pytest.approx(expected)
         assert "Team Ada" in httpx.get(platform.url + "/").text
+
+        # `arena evaluate` runs the very same evaluation locally: the same numbers.
+        local = subprocess.run(
+            [sys.executable, "-m", "server.cli", "evaluate", str(tmp_path / "ada.pth"),
+             "--arch", "lenet", "--json"],
+            env={**os.environ, **arena_env}, capture_output=True, text=True, check=True,
+        )
+        mine = json.loads(local.stdout)
+        for key in (*METRICS, "suite", "flags"):
+            assert mine[key] == results[key], key
 
         # The result lives in the configured database (PostgreSQL when the test sets one).
         engine = create_engine(database_url(arena_env))

@@ -1,0 +1,124 @@
+"""The ``arena`` command line: teams and tokens, local evaluation, data, first start."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from server.cli import main
+from server.main import create_app
+from tests.conftest import make_checkpoint
+from tests.models.test_class_project import project  # noqa: F401 - fixture
+
+
+def run_cli(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_team_create_prints_a_working_token_once(settings_env):
+    created = json.loads(run_cli("team", "create", "Team CLI", "--json"))
+    assert created["name"] == "Team CLI" and created["token"].startswith("arena_")
+    client = TestClient(create_app())
+    auth = {"Authorization": f"Bearer {created['token']}"}
+    assert client.get("/api/submissions", headers=auth).status_code == 200
+    assert "Team CLI\tactive" in run_cli("team", "list")
+
+    run_cli("team", "revoke", "Team CLI")
+    assert client.get("/api/submissions", headers=auth).status_code == 401
+    new_token = run_cli("team", "revoke", "Team CLI", "--new-token").strip()
+    assert client.get("/api/submissions", headers={"Authorization": f"Bearer {new_token}"}).status_code == 200
+
+
+def test_duplicate_team_is_refused(settings_env):
+    run_cli("team", "create", "Twice")
+    result = CliRunner().invoke(main, ["team", "create", "Twice"])
+    assert result.exit_code != 0 and "already exists" in result.output
+
+
+def test_evaluate_prints_the_api_results_object(settings_env, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "m.pth", epoch=7)
+    results = json.loads(run_cli("evaluate", str(checkpoint), "--arch", "lenet", "--json"))
+    assert results["suite"]["name"] == "smoke"
+    assert {"natural", "fgsm", "pgd_linf", "pgd_l2", "flags", "model"} <= set(results)
+    assert results["model"]["arch"] == "lenet"
+    again = json.loads(run_cli("evaluate", str(checkpoint), "--arch", "auto", "--json"))
+    assert again["natural"] == results["natural"] and again["pgd_l2"] == results["pgd_l2"]
+    text = run_cli("evaluate", str(checkpoint), "--arch", "lenet", "--limit", "8")
+    assert "natural:" in text and "n=8" in text
+
+
+def test_evaluate_runs_a_class_format_project_locally(settings_env, project):  # noqa: F811
+    folder, _ = project
+    results = json.loads(run_cli("evaluate", str(folder), "--json", "--limit", "8"))
+    assert results["model"]["arch"] == "class-project"
+    assert results["natural"]["n"] == 8
+
+
+def test_evaluate_explains_a_bad_checkpoint(settings_env, tmp_path):
+    bad = tmp_path / "notes.pth"
+    bad.write_text("not weights")
+    result = CliRunner().invoke(main, ["evaluate", str(bad), "--arch", "lenet"])
+    assert result.exit_code != 0
+    assert "text file" in result.output
+
+
+def test_data_import_accepts_the_official_row_layout(settings_env, tmp_path):
+    import numpy as np
+
+    from worker.data import load_eval_set
+
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 256, size=(12, 3072), dtype=np.uint8)
+    source = tmp_path / "batch.npz"
+    np.savez(source, data=rows, labels=np.arange(12) % 10)
+    out = tmp_path / "set.npz"
+    run_cli("data", "import", str(source), "--images-key", "data", "--count", "10", "--out", str(out))
+    images, labels = load_eval_set(out)
+    assert images.shape == (10, 3, 32, 32) and labels.tolist() == list(range(10))
+    # Planar R|G|B rows: the first 1024 bytes are the red plane.
+    assert images[3, 0].flatten().mul(255).round().to(int).tolist() == rows[3, :1024].tolist()
+
+
+def test_serve_without_data_or_internet_says_what_to_do(tmp_path):
+    env = {**os.environ, "ARENA_HOME": str(tmp_path / "home"),
+           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
+    env.pop("ARENA_EVAL_SET", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "9"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode != 0
+    assert "arena data import" in completed.stderr
+    assert "ARENA_EVAL_SET" in completed.stderr
+
+
+@pytest.fixture
+def exported(tmp_path: Path) -> Path:
+    import torch
+
+    from tests.models.helpers import TinyNet, export_to
+
+    torch.manual_seed(0)
+    return export_to(TinyNet(), tmp_path / "custom.pt2")
+
+
+def test_torch_export_archive_uploads_with_arch_auto(settings_env, exported):
+    from tests.conftest import ADMIN_TOKEN
+
+    client = TestClient(create_app())
+    token = client.post("/api/teams", json={"name": "Exporters"},
+                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()["token"]
+    response = client.post(
+        "/api/submissions", headers={"Authorization": f"Bearer {token}"},
+        data={"arch": "auto"}, files={"checkpoint": ("custom.pt2", exported.read_bytes())},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["arch"] == "torch-export"
