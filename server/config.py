@@ -36,8 +36,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, description="Tries of a submission failed by the platform.")
     soft_time_limit: float = Field(3 * 3600.0, description="Seconds before an evaluation stops.")
     hard_time_limit: float = Field(3 * 3600.0 + 300, description="Seconds before it is killed.")
-    memory_limit_mb: int = Field(0, description="Address-space limit of the evaluating child; 0 = none.")
+    memory_limit_mb: int = Field(
+        0, description="Address-space limit of the evaluating child; 0 = none (CUDA needs none)."
+    )
     probe_timeout: float = Field(120.0, description="Seconds for the pre-queue model check.")
+    probe_memory_limit_mb: int = Field(
+        6144, description="Address-space limit of the pre-queue check (CPU only); 0 = none."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -5,6 +5,7 @@ reads one JSON line back, so a broken model is refused in seconds with its reaso
 """
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -61,10 +62,9 @@ def probe_checkpoint(
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
-    import os
-
     env = dict(os.environ)
     env["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
     env.setdefault("OMP_NUM_THREADS", "1")
-    env["ARENA_MEMORY_LIMIT_MB"] = str(settings.memory_limit_mb)
+    env["ARENA_MEMORY_LIMIT_MB"] = str(settings.probe_memory_limit_mb)
+    env["CUDA_VISIBLE_DEVICES"] = ""  # the check runs on the CPU
     return env

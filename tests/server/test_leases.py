@@ -1,0 +1,87 @@
+"""Leases and idempotent results: one worker runs a submission, one result row is written,
+and failures of the platform give the quota back."""
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from server import crud
+from server.db import session_scope
+from server.probe import probe_checkpoint
+from server.tables import Result, Status, Submission, utcnow
+from tests.conftest import make_checkpoint
+
+RESULTS = {"suite": {"name": "smoke", "version": "1"}, "natural": {"accuracy": 0.5}}
+
+
+def queued_submission(session, name: str = "Ada") -> int:
+    team, _ = crud.create_team(session=session, name=name)
+    submission = crud.reserve_submission(
+        session=session, team_id=team.id, per_day=5, max_active=1, arch="lenet",
+        stored_name="x.pth", sha256="0" * 64, size_bytes=1, suite="smoke",
+    )
+    crud.mark_queued(session=session, submission_id=submission.id, task_id="t1")
+    return submission.id
+
+
+def test_a_live_lease_keeps_other_workers_out(settings_env):
+    with session_scope() as session:
+        sid = queued_submission(session)
+        assert crud.claim_submission(session=session, submission_id=sid, owner="A", lease_seconds=60)
+        assert not crud.claim_submission(session=session, submission_id=sid, owner="B", lease_seconds=60)
+        assert not crud.mark_queued(session=session, submission_id=sid, task_id="dup")
+        assert session.get(Submission, sid).status == Status.RUNNING
+
+
+def test_result_is_written_once_by_the_lease_holder(settings_env):
+    with session_scope() as session:
+        sid = queued_submission(session)
+        crud.claim_submission(session=session, submission_id=sid, owner="A", lease_seconds=60)
+        assert not crud.finish_submission(session=session, submission_id=sid, owner="B", results=RESULTS)
+        assert crud.finish_submission(session=session, submission_id=sid, owner="A", results=RESULTS)
+        assert not crud.finish_submission(session=session, submission_id=sid, owner="A", results=RESULTS)
+        assert not crud.claim_submission(session=session, submission_id=sid, owner="C", lease_seconds=60)
+        rows = session.scalar(select(func.count(Result.id)).where(Result.submission_id == sid))
+    assert rows == 1
+
+
+def test_expired_lease_is_requeued_then_failed_uncharged(settings_env):
+    with session_scope() as session:
+        sid = queued_submission(session)
+        team_id = session.get(Submission, sid).team_id
+        for attempt in range(1, 4):
+            assert crud.claim_submission(session=session, submission_id=sid, owner=f"w{attempt}",
+                                         lease_seconds=60)
+            session.execute(update(Submission).where(Submission.id == sid)
+                            .values(lease_expires=utcnow() - timedelta(seconds=1)))
+            session.commit()
+            status = crud.requeue_expired(session=session, submission_id=sid, max_attempts=3)
+            assert status == (Status.QUEUED if attempt < 3 else Status.FAILED)
+        submission = session.get(Submission, sid)
+        session.refresh(submission)
+        assert submission.status == Status.FAILED and not submission.charged
+        assert "does not count against your quota" in submission.error
+        used, active = crud.quota_usage(session=session, team_id=team_id)
+    assert (used, active) == (0, 0)
+
+
+def test_cancelled_submission_is_not_run_and_not_charged(settings_env):
+    with session_scope() as session:
+        sid = queued_submission(session)
+        assert crud.cancel_submission(session=session, submission_id=sid)
+        assert not crud.claim_submission(session=session, submission_id=sid, owner="A", lease_seconds=60)
+        team_id = session.get(Submission, sid).team_id
+        assert crud.quota_usage(session=session, team_id=team_id) == (0, 0)
+
+
+def test_probe_runs_under_a_memory_limit(settings_env, tmp_path, monkeypatch):
+    from server.config import get_settings
+
+    checkpoint = make_checkpoint(tmp_path / "m.pth")
+    assert probe_checkpoint(checkpoint, arch="lenet", mean=None, std=None,
+                            settings=get_settings()).ok
+    monkeypatch.setenv("ARENA_PROBE_MEMORY_LIMIT_MB", "300")
+    get_settings.cache_clear()
+    starved = probe_checkpoint(checkpoint, arch="lenet", mean=None, std=None, settings=get_settings())
+    assert not starved.ok
+    assert "crashed the loading process" in starved.message or "memory" in starved.message
