@@ -118,6 +118,10 @@ def main() -> None:
                 drive(platform, tokens, checkpoint.read_bytes(), args.readers, args.seconds)
             )
             status = httpx.get(f"{platform.url}/api/submissions/{first.json()['id']}").json()
+            logs = platform.logs_text()
+        except BaseException:
+            print(platform.logs_text(), file=sys.stderr)
+            raise
         finally:
             platform.stop()
     backend = "PostgreSQL/Redis" if "ARENA_DATABASE_URL" in env else "SQLite/SQLAlchemy broker"
@@ -126,7 +130,9 @@ def main() -> None:
     print(f"{'kind':<12} {'requests':>8} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}  codes")
     print(reads.row("leaderboard", elapsed))
     print(uploads.row("upload", elapsed))
-    sys.exit(1 if reads.errors or uploads.errors else 0)
+    if reads.errors or uploads.errors:
+        print(logs[-6000:], file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

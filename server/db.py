@@ -1,7 +1,10 @@
-"""Database engine and sessions.
+"""Database engines and sessions.
 
 SQLite (the embedded default) is opened in WAL mode with a busy timeout so that the API and
-the workers, separate processes, can write to it at the same time.
+the workers, separate processes, can share it. Sessions that may write begin with
+``BEGIN IMMEDIATE``: a transaction that read first and then tried to write could otherwise
+fail at once with "database is locked" when another process wrote in between. Read-only
+sessions (the GET routes) begin deferred, so readers never wait for each other.
 """
 
 from collections.abc import Iterator
@@ -18,7 +21,7 @@ class Base(DeclarativeBase):
     pass
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, write: bool) -> None:
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         cursor = dbapi_connection.cursor()
@@ -28,21 +31,28 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
-        # pysqlite's own implicit BEGIN is switched off so that SQLAlchemy's transactions map
-        # onto real SQLite transactions; writers start with an UPDATE to take the lock first.
-        conn.exec_driver_sql("BEGIN")
+    def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+        # pysqlite's own implicit BEGIN is switched off; SQLAlchemy's transactions map onto
+        # real SQLite transactions, which writers open with the write lock already held.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 @lru_cache
-def engine_for(url: str) -> Engine:
+def engine_for(url: str, write: bool = True) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is off).
+        # One connection per request thread (FastAPI runs sync routes on 40): never queue.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=40,
+        )
         _disable_pysqlite_transactions(engine)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, write=write)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if not write:
+        return engine_for(url, True)  # PostgreSQL's row locks need no second engine
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=30)
 
 
 def _disable_pysqlite_transactions(engine: Engine) -> None:
@@ -59,13 +69,13 @@ def get_engine() -> Engine:
 
 
 @lru_cache
-def _session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+def _session_factory(url: str, write: bool) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine_for(url, write), expire_on_commit=False)
 
 
-def new_session() -> Session:
+def new_session(write: bool = True) -> Session:
     get_engine()
-    return _session_factory(get_settings().resolved_database_url)()
+    return _session_factory(get_settings().resolved_database_url, write)()
 
 
 @contextmanager
@@ -83,8 +93,17 @@ def session_scope() -> Iterator[Session]:
 
 
 def get_db() -> Iterator[Session]:
-    """FastAPI dependency: one session per request."""
-    session = new_session()
+    """FastAPI dependency: one read-only session per request."""
+    session = new_session(write=False)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def get_write_db() -> Iterator[Session]:
+    """FastAPI dependency: one session per request that changes the database."""
+    session = new_session(write=True)
     try:
         yield session
     finally:

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from server import crud
 from server.config import Settings, get_settings
-from server.db import get_db
+from server.db import get_db, get_write_db
 from server.security import same_secret
 from server.tables import Submission, Team
 
@@ -15,6 +15,7 @@ from server.tables import Submission, Team
 SubmissionId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Submission id.")]
 
 SessionDep = Annotated[Session, Depends(get_db)]
+WriteSessionDep = Annotated[Session, Depends(get_write_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

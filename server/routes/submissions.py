@@ -15,7 +15,14 @@ from models.errors import CheckpointError
 from models.inspection import inspect_checkpoint
 from server import crud, queue
 from server.config import Settings
-from server.deps import CurrentTeam, SessionDep, SettingsDep, SubmissionId, owned_submission
+from server.deps import (
+    CurrentTeam,
+    SessionDep,
+    SettingsDep,
+    SubmissionId,
+    WriteSessionDep,
+    owned_submission,
+)
 from server.errors import FieldError
 from server.presenters import present_submission, quota_of
 from server.probe import probe_checkpoint
@@ -84,7 +91,7 @@ def _check_description(raw: str | None, settings: Settings) -> str:
 
 @router.post("", status_code=202, response_model=SubmissionPublic)
 def create_submission(
-    session: SessionDep,
+    session: WriteSessionDep,
     settings: SettingsDep,
     team: CurrentTeam,
     checkpoint: Annotated[UploadFile | None, File(description="The checkpoint file.")] = None,
@@ -205,7 +212,7 @@ def read_submission(
 
 @router.post("/{submission_id}/cancel", response_model=SubmissionPublic)
 def cancel_submission(
-    submission_id: SubmissionId, session: SessionDep, team: CurrentTeam
+    submission_id: SubmissionId, session: WriteSessionDep, team: CurrentTeam
 ) -> SubmissionPublic:
     """Cancel one of your own submissions that has not started running; it is not charged."""
     submission = owned_submission(session, submission_id, team)

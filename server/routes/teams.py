@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from sqlalchemy.exc import IntegrityError
 
 from server import crud
-from server.deps import AdminDep, CurrentTeam, SessionDep, SettingsDep
+from server.deps import AdminDep, CurrentTeam, SessionDep, SettingsDep, WriteSessionDep
 from server.errors import FieldError
 from server.presenters import quota_of
 from server.schemas import Quota, TeamCreate, TeamCreated
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/api/teams", tags=["teams"])
 
 
 @router.post("", status_code=201, response_model=TeamCreated)
-def create_team(body: TeamCreate, session: SessionDep, _admin: AdminDep) -> TeamCreated:
+def create_team(body: TeamCreate, session: WriteSessionDep, _admin: AdminDep) -> TeamCreated:
     """Create a team (admin token required). The token in the answer is shown only once."""
     name = body.name.strip()
     if not name or not name.isprintable():
