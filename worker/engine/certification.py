@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from worker.engine.classifier import Classifier
-from worker.engine.smoothing import Smooth
+from worker.engine.smoothing import Smooth, channels_last_agrees
 from worker.engine.statistics import accuracy_metric
 from worker.engine.suites import SmoothingParams, params_dict
 
@@ -28,18 +28,22 @@ def certify_images(
 
     An image counts as certified at radius r when CERTIFY returns its true label with a
     radius of at least r; the average certified radius counts wrong or abstained images
-    as 0 (Zhai et al. 2020).
+    as 0 (Zhai et al. 2020). PREDICT reuses CERTIFY's estimation draws
+    (``Smooth.certify_and_predict``), which leaves both guarantees intact.
     """
-    smooth = Smooth(classifier.logits, num_classes, sigma)
     x_all, y = images[: params.images], labels[: params.images]
+    channels_last = channels_last_agrees(classifier.logits, x_all, sigma)
+    smooth = Smooth(classifier.logits, num_classes, sigma, channels_last=channels_last)
     group = max(1, params.batch_size // params.n0)
     certified, radii, predicted = [], [], []
     for start in range(0, len(x_all), group):
         x = x_all[start : start + group]
-        prediction, radius = smooth.certify(x, params.n0, params.n, params.alpha, params.batch_size)
+        prediction, radius, guess = smooth.certify_and_predict(
+            x, params.n0, params.n, params.alpha, params.predict_n, params.predict_alpha,
+            params.batch_size,
+        )
         certified.append(prediction.cpu())
         radii.append(radius)
-        guess = smooth.predict(x, params.predict_n, params.predict_alpha, params.batch_size)
         predicted.append(guess.cpu())
         if progress is not None:
             progress(start + len(x), len(x_all))

@@ -42,22 +42,18 @@ class Classifier:
             out = out.clamp_min(torch.finfo(out.dtype).tiny).log()
         return out
 
-    def mean_logits(self, x: Tensor) -> Tensor:
-        """Logits averaged over the gradient draws (used to rank target classes)."""
-        with torch.no_grad():
-            total = self.logits(x)
-            for _ in range(self.draws - 1):
-                total += self.logits(x)
-        return total / self.draws
-
     def correct(self, x: Tensor, labels: Tensor, draws: int | None = None) -> Tensor:
-        """Fraction of ``draws`` forward passes classifying each image correctly, in [0, 1]."""
+        """Fraction of ``draws`` forward passes classifying each image correctly, in [0, 1].
+
+        ``no_grad`` rather than ``inference_mode``: a model that keeps state between calls
+        must not end up holding inference tensors that a later gradient pass would reject.
+        """
         draws = draws or self.draws
         hits = torch.zeros(len(x), device=x.device)
         with torch.no_grad():
             for _ in range(draws):
                 hits += self.logits(x).argmax(dim=1) == labels
-        return hits / draws
+        return hits / draws if draws > 1 else hits
 
     def gradient(
         self, x: Tensor, labels: Tensor, loss: Loss, targets: Tensor | None = None
@@ -65,10 +61,11 @@ class Classifier:
         """Input gradient of ``loss`` summed over the draws, and the same passes' correctness.
 
         The forward passes that give the gradient also judge the point, so an attack step
-        costs one forward and one backward pass per draw. Non-finite gradient entries are
-        zeroed, so a step never leaves the ε-ball or [0, 1].
+        costs one forward and one backward pass per draw (weights are frozen by the caller:
+        no weight gradients). Non-finite gradient entries are zeroed, so a step never leaves
+        the ε-ball or [0, 1].
         """
-        grad = torch.zeros_like(x)
+        grad: Tensor | None = None
         hits = torch.zeros(len(x), device=x.device)
         with torch.enable_grad():
             for _ in range(self.draws):
@@ -76,8 +73,11 @@ class Classifier:
                 logits = self.logits(leaf)
                 hits += logits.detach().argmax(dim=1) == labels
                 value = objective(loss, logits, labels, targets)
-                grad += torch.autograd.grad(value, leaf)[0]
-        return torch.nan_to_num_(grad, nan=0.0, posinf=0.0, neginf=0.0), hits / self.draws
+                step = torch.autograd.grad(value, leaf)[0]
+                grad = step if grad is None else grad.add_(step)
+        assert grad is not None
+        correct = hits / self.draws if self.draws > 1 else hits
+        return torch.nan_to_num_(grad, nan=0.0, posinf=0.0, neginf=0.0), correct
 
 
 @contextmanager

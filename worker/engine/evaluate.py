@@ -22,6 +22,7 @@ from worker.engine.diagnosis import Diagnosis, Outputs, diagnose
 from worker.engine.ensemble import Attack, Ensemble, direct_worst, worst_case
 from worker.engine.fgsm import FGSM
 from worker.engine.flags import autoattack_flag, masking_flags, model_flags
+from worker.engine.memory import retain_freed_memory
 from worker.engine.statistics import accuracy_metric
 from worker.engine.suites import PGDParams, Suite, ThreatModel, params_dict
 
@@ -47,8 +48,9 @@ def evaluate(
     """Evaluate ``model`` on [0, 1] ``images`` (N, 3, H, W) with int64 ``labels`` (N,).
 
     The model (and surrogate) are moved to ``device`` and put in eval mode; their weights
-    are frozen during the evaluation and restored after. Returns a JSON-serialisable dict
-    (see PROTOCOL.md). Robust accuracies never exceed what the attacks failed to break:
+    are frozen during the evaluation and restored after. On the CPU the process keeps freed
+    memory for reuse (``worker.engine.memory``). Returns a JSON-serialisable dict
+    (see the README's "Evaluation protocol"). Robust accuracies never exceed what the attacks failed to break:
     an image counts only if it was correct on the clean image and on every candidate tried.
     """
     if len(images) == 0 or len(images) != len(labels):
@@ -56,6 +58,8 @@ def evaluate(
     if sigma is not None and sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     device = torch.device(device)
+    if device.type == "cpu":
+        retain_freed_memory()
     if suite.images is not None:
         images, labels = images[: suite.images], labels[: suite.images]
     model = model.to(device).eval()

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from worker.engine.classifier import Classifier
+from worker.engine.losses import objective
 from worker.engine.suites import Loss, ThreatModel
 
 _DUAL = {ThreatModel.LINF: 1.0, ThreatModel.L2: 2.0}
@@ -20,17 +21,38 @@ _DUAL = {ThreatModel.LINF: 1.0, ThreatModel.L2: 2.0}
 def nearest_classes(
     judge: Classifier, x: Tensor, y: Tensor, count: int, threat: ThreatModel
 ) -> Tensor:
-    """The ``count`` wrong classes with the nearest estimated boundaries, shaped (count, N)."""
-    logits = judge.mean_logits(x)
+    """The ``count`` wrong classes with the nearest estimated boundaries, shaped (count, N).
+
+    One forward pass per draw serves every wrong class: the graph is kept and walked back
+    once per class, and the same passes give the (draw-averaged) logits.
+    """
+    grads, logits = _margin_gradients(judge, x, y)
     classes = logits.shape[1]
+    candidates = (y[None, :] + torch.arange(1, classes, device=y.device)[:, None]) % classes
     own = logits.gather(1, y[:, None]).squeeze(1)
-    candidates, distances = [], []
-    for shift in range(1, classes):
-        t = (y + shift) % classes
-        grad, _ = judge.gradient(x, y, Loss.TARGETED, t)
-        scale = grad.flatten(1).norm(p=_DUAL[ThreatModel(threat)], dim=1) / judge.draws
-        gap = own - logits.gather(1, t[:, None]).squeeze(1)
-        candidates.append(t)
-        distances.append(gap / scale.clamp_min(1e-12))
-    order = torch.stack(distances).argsort(dim=0, stable=True)[: min(count, classes - 1)]
-    return torch.stack(candidates).gather(0, order)
+    scale = grads.flatten(2).norm(p=_DUAL[ThreatModel(threat)], dim=2) / judge.draws
+    gap = own[None, :] - logits.gather(1, candidates.T).T
+    distances = gap / scale.clamp_min(1e-12)
+    order = distances.argsort(dim=0, stable=True)[: min(count, classes - 1)]
+    return candidates.gather(0, order)
+
+
+def _margin_gradients(judge: Classifier, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Input gradients of z_t − z_y for t = y+1, …, y+C−1 (mod C), summed over the draws,
+    shaped (C − 1, N, ...), and the logits averaged over the same draws."""
+    grads: Tensor | None = None
+    total: Tensor | None = None
+    with torch.enable_grad():
+        for _ in range(judge.draws):
+            leaf = x.detach().requires_grad_(True)
+            logits = judge.logits(leaf)
+            classes = logits.shape[1]
+            if grads is None:
+                grads = x.new_zeros(classes - 1, *x.shape)
+            for shift in range(1, classes):
+                t = (y + shift) % classes
+                value = objective(Loss.TARGETED, logits, y, t)
+                grads[shift - 1] += torch.autograd.grad(value, leaf, retain_graph=shift < classes - 1)[0]
+            total = logits.detach() if total is None else total + logits.detach()
+    assert grads is not None and total is not None
+    return torch.nan_to_num_(grads, nan=0.0, posinf=0.0, neginf=0.0), total / judge.draws
