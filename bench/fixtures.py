@@ -1,6 +1,6 @@
 """What the engine benchmarks share: the real CIFAR-10 subset, the models, timing and tables.
 
-The data and the pretrained ResNet-20 come from ``ARENA_BENCH_DATA`` (default
+The data and the pretrained ResNet-20 come from ``ARENA_SHARED_DATA`` (default
 ``../shared/data`` next to the repository): ``cifar10/cifar10_subset.npz`` and
 ``pretrained/resnet20-12fca82f.th``. Nothing is downloaded.
 """
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / ".cache"
-DATA = Path(os.environ.get("ARENA_BENCH_DATA", ROOT.parent / "shared" / "data"))
+DATA = Path(os.environ.get("ARENA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 if str(ROOT) not in sys.path:
@@ -33,7 +33,7 @@ def cifar10(split: str, count: int | None = None) -> tuple[Tensor, Tensor]:
     """The subset's ``train`` (4000) or ``test`` (1000) images in [0, 1] and their labels."""
     path = DATA / "cifar10" / "cifar10_subset.npz"
     if not path.is_file():
-        raise SystemExit(f"{path} is missing: set ARENA_BENCH_DATA to the folder holding cifar10/")
+        raise SystemExit(f"{path} is missing: set ARENA_SHARED_DATA to the folder holding cifar10/")
     with np.load(path) as archive:
         pixels, labels = archive[f"{split}_data"][:count], archive[f"{split}_labels"][:count]
     images = torch.from_numpy(pixels.reshape(-1, 3, 32, 32)).float().div_(255)
@@ -46,7 +46,7 @@ def resnet20() -> nn.Module:
 
     path = DATA / "pretrained" / "resnet20-12fca82f.th"
     if not path.is_file():
-        raise SystemExit(f"{path} is missing: set ARENA_BENCH_DATA to the folder holding pretrained/")
+        raise SystemExit(f"{path} is missing: set ARENA_SHARED_DATA to the folder holding pretrained/")
     return load_model(path, arch="resnet20", mean=MEAN, std=STD).model
 
 
