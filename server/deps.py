@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from server import crud
 from server.config import Settings, get_settings
 from server.db import get_db, get_write_db
-from server.security import same_secret
+from server.security import hash_token, same_secret
 from server.tables import Submission, Team
 
 # Ids are 32-bit integers in every supported database.
@@ -65,3 +65,10 @@ def owned_submission(session: Session, submission_id: int, team: Team) -> Submis
     if submission is None or submission.team_id != team.id:
         raise HTTPException(404, detail=f"Submission {submission_id} not found.")
     return submission
+
+
+def is_owner(submission: Submission, authorization: str | None) -> bool:
+    """Whether an optional 'Bearer <token>' header is the submitting team's live token."""
+    token = (authorization or "").partition(" ")[2].strip()
+    team = submission.team
+    return bool(token) and team.token_hash == hash_token(token) and not team.revoked

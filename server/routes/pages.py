@@ -17,13 +17,12 @@ from sqlalchemy.orm import Session
 from models.catalog import CATALOG
 from server import charts, crud
 from server.badges import badges, distinct_badges
-from server.deps import SessionDep, SettingsDep, SubmissionId
+from server.deps import SessionDep, SettingsDep, SubmissionId, is_owner
 from server.errors import FieldError
 from server.leaderboard import RADII
 from server.presenters import present_submission, quota_of
 from server.routes.exports import BoardDep
 from server.schemas import SubmissionPublic
-from server.security import hash_token
 from server.tables import Result, Submission
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -140,12 +139,6 @@ def _submission(session: Session, submission_id: int) -> Submission:
     return submission
 
 
-def _is_owner(submission: Submission, authorization: str | None) -> bool:
-    token = (authorization or "").partition(" ")[2].strip()
-    team = submission.team
-    return bool(token) and team.token_hash == hash_token(token) and not team.revoked
-
-
 def _outcome(
     session: Session, submission: Submission, view: SubmissionPublic, *, owner: bool = False
 ) -> dict[str, Any]:
@@ -230,7 +223,7 @@ def submission_outcome(
     """The results part of the submission page, fetched by its script when the status changes;
     with the owning team's token it includes the reason of a failure."""
     submission = _submission(session, submission_id)
-    owner = _is_owner(submission, authorization)
+    owner = is_owner(submission, authorization)
     view = present_submission(session, submission, owner=owner)
     return templates.TemplateResponse(
         request, "_outcome.html", _outcome(session, submission, view, owner=owner)

@@ -21,13 +21,13 @@ from server.deps import (
     SettingsDep,
     SubmissionId,
     WriteSessionDep,
+    is_owner,
     owned_submission,
 )
 from server.errors import FieldError
 from server.presenters import present_submission, quota_of
 from server.probe import probe_checkpoint
 from server.schemas import SubmissionList, SubmissionPublic
-from server.security import hash_token
 from server.storage import UploadTooLarge, display_name, safe_suffix, store_upload
 from server.tables import Submission, Team
 
@@ -205,9 +205,7 @@ def read_submission(
     submission = crud.get_submission(session=session, submission_id=submission_id)
     if submission is None:
         raise FieldError(404, f"Submission {submission_id} not found.")
-    token = (authorization or "").partition(" ")[2].strip()
-    owner = bool(token) and submission.team.token_hash == hash_token(token) and not submission.team.revoked
-    return present_submission(session, submission, owner=owner)
+    return present_submission(session, submission, owner=is_owner(submission, authorization))
 
 
 @router.post("/{submission_id}/cancel", response_model=SubmissionPublic)
