@@ -103,11 +103,7 @@ def reserve_submission(
     or the database write lock (SQLite) until commit: concurrent uploads of one team are
     checked one after the other, so exactly the allowed number get through.
     """
-    session.execute(
-        update(Team)
-        .where(Team.id == team_id)
-        .values(submission_counter=Team.submission_counter + 1)
-    )
+    _bump_counter(session, team_id)
     try:
         check_quota(session=session, team_id=team_id, per_day=per_day, max_active=max_active)
     except QuotaExceeded:
@@ -123,8 +119,18 @@ def discard_submission(*, session: Session, submission_id: int) -> None:
     """Remove a submission rejected before queuing (the upload was answered with a 4xx)."""
     submission = session.get(Submission, submission_id)
     if submission is not None:
+        _bump_counter(session, submission.team_id)
         session.delete(submission)
         session.commit()
+
+
+def _bump_counter(session: Session, team_id: int) -> None:
+    """Count a change to the team's submissions (the leaderboard cache's version moves)."""
+    session.execute(
+        update(Team)
+        .where(Team.id == team_id)
+        .values(submission_counter=Team.submission_counter + 1)
+    )
 
 
 def cancel_submission(*, session: Session, submission_id: int) -> bool:

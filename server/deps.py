@@ -1,13 +1,18 @@
 """FastAPI dependencies as typed aliases, so route signatures stay one line each."""
 
+import functools
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Path
+import anyio
+from fastapi import Depends, Header, HTTPException, Path, Query
 from sqlalchemy.orm import Session
 
-from server import crud
+from server import crud, leaderboard
 from server.config import Settings, get_settings
-from server.db import get_db, get_write_db
+from server.db import get_db, get_write_db, new_session
+from server.errors import FieldError
+from server.leaderboard import HEADLINE_RADIUS, Published, Track
+from server.schemas import Leaderboard
 from server.security import hash_token, same_secret
 from server.tables import Submission, Team
 
@@ -16,7 +21,67 @@ SubmissionId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Submission i
 
 SessionDep = Annotated[Session, Depends(get_db)]
 WriteSessionDep = Annotated[Session, Depends(get_write_db)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def current_settings() -> Settings:
+    """The settings, without the thread hand-off FastAPI gives a plain function."""
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(current_settings)]
+
+
+@functools.cache
+def _board_readers() -> anyio.CapacityLimiter:
+    # A few threads read boards; more requests wait their turn in the event loop, in order,
+    # instead of dozens of threads contending for the interpreter lock (the tail latency).
+    return anyio.CapacityLimiter(2)
+
+
+async def published_board(
+    settings: SettingsDep,
+    suite: Annotated[
+        str | None,
+        Query(max_length=32, description="Suite; the server's by default."),
+    ] = None,
+    track: Annotated[
+        Track, Query(description="empirical (score rule) or certified.")
+    ] = Track.EMPIRICAL,
+    radius: Annotated[
+        float, Query(description="ℓ2 radius ranked by the certified track.")
+    ] = HEADLINE_RADIUS,
+) -> Published:
+    """The board a page, download or API read asks for with ``?suite=&track=&radius=``.
+
+    The most read route of the platform: its database work (a version check, and the ranking
+    only when the data changed) runs in one worker thread with its own session.
+    """
+    try:
+        radius = leaderboard.validate_radius(radius)
+    except ValueError as error:
+        raise FieldError(422, str(error), "radius") from None
+
+    def read() -> Published:
+        with new_session(write=False) as session:
+            return leaderboard.published(
+                session=session,
+                suite=suite or settings.suite,
+                weights=settings.score_weights(),
+                track=track,
+                radius=radius,
+            )
+
+    return await anyio.to_thread.run_sync(read, limiter=_board_readers())
+
+
+PublishedDep = Annotated[Published, Depends(published_board)]
+
+
+async def current_board(published: PublishedDep) -> Leaderboard:
+    return published.board
+
+
+BoardDep = Annotated[Leaderboard, Depends(current_board)]
 
 
 def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str:

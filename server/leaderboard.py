@@ -6,13 +6,15 @@ empirical one ranks by the score rule; the certified one ranks by randomized-smo
 certified accuracy at a chosen ℓ2 radius.
 
 One query ranks the submissions and loads the winners' stored metrics (their 95% intervals
-and flags). Boards are cached per process and reused while the database's version (newest
-result, number and newest id of submissions) is unchanged: a read then costs one small
-indexed query however many submissions there are.
+and flags). Boards are cached per process, with their JSON, and reused while the database's
+version (newest result id, newest submission id, total of the teams' submission counters) is
+unchanged: a read then costs one small query on indexes and the teams table, however many
+submissions there are, and no serialisation.
 """
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -112,6 +114,14 @@ def describe_certified(radius: float) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Published:
+    """A computed board and its JSON body, shared by every reader until the data changes."""
+
+    board: Leaderboard
+    json: bytes
+
+
 def leaderboard(
     *,
     session: Session,
@@ -121,6 +131,20 @@ def leaderboard(
     radius: float = HEADLINE_RADIUS,
 ) -> Leaderboard:
     """Every team's best submission in ``suite``, best first, baselines placed among them."""
+    return published(
+        session=session, suite=suite, weights=weights, track=track, radius=radius
+    ).board
+
+
+def published(
+    *,
+    session: Session,
+    suite: str,
+    weights: dict[str, float],
+    track: Track = Track.EMPIRICAL,
+    radius: float = HEADLINE_RADIUS,
+) -> Published:
+    """The board of :func:`leaderboard` with its JSON, from the cache while still current."""
     track = Track(track)
     radius = validate_radius(radius)
     key = (str(session.get_bind().url), suite, track, radius, tuple(sorted(weights.items())))
@@ -131,7 +155,8 @@ def leaderboard(
     with _CACHE.computing(key):  # concurrent readers of a changed board compute it once
         cached = _CACHE.get(key, version)
         if cached is None:
-            cached = _compute(session, suite, weights, track, radius)
+            board = _compute(session, suite, weights, track, radius)
+            cached = Published(board, board.model_dump_json().encode())
             _CACHE.put(key, version, cached)
     return cached
 
@@ -298,10 +323,12 @@ def score_of(results: dict, weights: dict[str, float]) -> float | None:
     return total / sum(weights.values())
 
 
+# Every change a board shows moves one of these: results are only ever added, and every
+# upload or discarded upload bumps its team's counter (crud) — no count over submissions.
 _VERSION = select(
     select(func.max(Result.id)).scalar_subquery(),
-    select(func.count(Submission.id)).scalar_subquery(),
     select(func.max(Submission.id)).scalar_subquery(),
+    select(func.coalesce(func.sum(Team.submission_counter), 0)).scalar_subquery(),
 )
 
 
@@ -310,11 +337,11 @@ class _BoardCache:
 
     Results are written once and never change; a board changes only when a result is added
     or a submission is added or removed, which moves the version. Boards are frozen models,
-    shared by every reader.
+    shared by every reader with their JSON.
     """
 
     def __init__(self, size: int = 64) -> None:
-        self._entries: OrderedDict[tuple, tuple[tuple, Leaderboard]] = OrderedDict()
+        self._entries: OrderedDict[tuple, tuple[tuple, Published]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
         self._computing: dict[tuple, threading.Lock] = {}
@@ -323,7 +350,7 @@ class _BoardCache:
         with self._lock:
             return self._computing.setdefault(key, threading.Lock())
 
-    def get(self, key: tuple, version: tuple) -> Leaderboard | None:
+    def get(self, key: tuple, version: tuple) -> Published | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry[0] != version:
@@ -331,7 +358,7 @@ class _BoardCache:
             self._entries.move_to_end(key)
             return entry[1]
 
-    def put(self, key: tuple, version: tuple, board: Leaderboard) -> None:
+    def put(self, key: tuple, version: tuple, board: Published) -> None:
         with self._lock:
             self._entries[key] = (version, board)
             self._entries.move_to_end(key)

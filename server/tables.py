@@ -52,7 +52,8 @@ class Team(Base):
     is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # Bumped by every upload: the UPDATE takes the team's row lock, serialising quota checks.
+    # Bumped by every upload and every discarded upload: the UPDATE takes the team's row lock,
+    # serialising quota checks, and the total tells cached leaderboards that counts changed.
     submission_counter: Mapped[int] = mapped_column(Integer, default=0)
 
     submissions: Mapped[list["Submission"]] = relationship(back_populates="team")

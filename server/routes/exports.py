@@ -3,51 +3,19 @@
 import csv
 import io
 import re
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from server import crud, leaderboard
-from server.deps import SessionDep, SettingsDep, SubmissionId
+from server import crud
+from server.deps import BoardDep, SessionDep, SubmissionId
 from server.errors import FieldError
-from server.leaderboard import HEADLINE_RADIUS, Track
 from server.presenters import present_submission
 from server.schemas import Leaderboard, SubmissionPublic
 
 router = APIRouter(prefix="/export", tags=["exports"])
 
 ACCURACIES = ("natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing")
-
-
-def current_board(
-    session: SessionDep,
-    settings: SettingsDep,
-    suite: Annotated[
-        str | None, Query(max_length=32, description="Suite; the server's by default.")
-    ] = None,
-    track: Annotated[
-        Track, Query(description="empirical (score rule) or certified.")
-    ] = Track.EMPIRICAL,
-    radius: Annotated[
-        float, Query(description="ℓ2 radius ranked by the certified track.")
-    ] = HEADLINE_RADIUS,
-) -> Leaderboard:
-    """The board a page or download asks for with ``?suite=&track=&radius=``."""
-    try:
-        radius = leaderboard.validate_radius(radius)
-    except ValueError as error:
-        raise FieldError(422, str(error), "radius") from None
-    return leaderboard.leaderboard(
-        session=session,
-        suite=suite or settings.suite,
-        weights=settings.score_weights(),
-        track=track,
-        radius=radius,
-    )
-
-
-BoardDep = Annotated[Leaderboard, Depends(current_board)]
 
 
 def _filename(board: Leaderboard, extension: str) -> str:

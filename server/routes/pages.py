@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 from models.catalog import CATALOG
 from server import charts, crud
 from server.badges import badges, distinct_badges
-from server.deps import SessionDep, SettingsDep, SubmissionId, is_owner
+from server.deps import BoardDep, SessionDep, SettingsDep, SubmissionId, is_owner
 from server.errors import FieldError
 from server.leaderboard import RADII
 from server.presenters import present_submission, quota_of
-from server.routes.exports import BoardDep
 from server.schemas import SubmissionPublic
 from server.tables import Result, Submission
 

@@ -80,3 +80,32 @@ def test_api_shows_the_rule_and_rows(settings_env, monkeypatch):
     assert body["rows"][0]["score"] == pytest.approx(0.3)
     assert set(body["rows"][0]) >= {"rank", "team", "submission_id", "score", "natural", "fgsm",
                                     "pgd_linf", "pgd_l2", "smoothing", "submitted_at"}
+
+
+def test_cached_board_follows_uploads_discards_and_results(settings_env):
+    def board():
+        with session_scope() as session:
+            return leaderboard(session=session, suite="smoke", weights={"natural": 1})
+
+    with session_scope() as session:
+        ada, _ = crud.create_team(session=session, name="Ada")
+        add_finished(session, ada.id, 0.5, 0.5, 0.5, minutes_ago=5)
+    first = board()
+    assert board() is first  # nothing changed: served from the cache
+    assert first.rows[0].submissions == 1
+
+    with session_scope() as session:
+        pending = [
+            crud.reserve_submission(
+                session=session, team_id=ada.id, per_day=10, max_active=5, arch="lenet",
+                stored_name=f"{n}.pth", sha256="1" * 64, size_bytes=1, suite="smoke",
+            ).id
+            for n in range(2)
+        ]
+    assert board().rows[0].submissions == 3
+    with session_scope() as session:  # the older upload is rejected: its row goes away
+        crud.discard_submission(session=session, submission_id=pending[0])
+    assert board().rows[0].submissions == 2
+    with session_scope() as session:
+        add_finished(session, ada.id, 0.9, 0.5, 0.5, minutes_ago=1)
+    assert board().rows[0].score == pytest.approx(0.9)
