@@ -1,6 +1,7 @@
 """FastAPI dependencies as typed aliases, so route signatures stay one line each."""
 
 import functools
+import re
 from typing import Annotated
 
 import anyio
@@ -16,6 +17,8 @@ from server.schemas import Leaderboard
 from server.security import hash_token, same_secret
 from server.tables import Submission, Team
 
+# Suite names are plain words (class, robustbench, smoke); nothing else reaches the database.
+SUITE_NAME = re.compile(r"[\w.-]+", re.ASCII)
 # Ids are 32-bit integers in every supported database.
 SubmissionId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Submission id.")]
 
@@ -60,6 +63,8 @@ async def published_board(
         radius = leaderboard.validate_radius(radius)
     except ValueError as error:
         raise FieldError(422, str(error), "radius") from None
+    if suite is not None and not SUITE_NAME.fullmatch(suite):
+        raise FieldError(422, "suite must be letters, digits, '.', '_' or '-'.", "suite")
 
     def read() -> Published:
         with new_session(write=False) as session:

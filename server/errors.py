@@ -31,6 +31,8 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
         location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
         parts.append(f"{location}: {error.get('msg')}" if location else str(error.get("msg")))
     errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
-    return JSONResponse(
-        {"detail": "; ".join(parts) or "Invalid request.", "errors": errors}, status_code=422
-    )
+    body: dict[str, object] = {"detail": "; ".join(parts) or "Invalid request.", "errors": errors}
+    fields = {str(e["loc"][-1]) for e in exc.errors() if e.get("loc")}
+    if len(fields) == 1:
+        body["field"] = fields.pop()
+    return JSONResponse(body, status_code=422)

@@ -233,7 +233,8 @@ def submission_outcome(
 def team_page(
     request: Request, name: str, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
-    team = crud.team_by_name(session=session, name=name)
+    # Team names are printable text (routes/teams.py): nothing else needs a database lookup.
+    team = crud.team_by_name(session=session, name=name) if name.isprintable() else None
     if team is None:
         raise FieldError(404, f"Team {name!r} not found.")
     submissions = [

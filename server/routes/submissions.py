@@ -86,6 +86,10 @@ def _check_description(raw: str | None, settings: Settings) -> str:
             f"{settings.max_description_chars} are allowed.",
             "description",
         )
+    if any(not ch.isprintable() and ch not in "\n\r\t" for ch in text):
+        raise FieldError(
+            422, "description contains control characters; use plain text.", "description"
+        )
     return text
 
 

@@ -133,6 +133,7 @@ def test_bad_file_is_refused_with_a_reason(client, token, settings_env, case):
         ({"mean": "0.5,0.5"}, "mean", "three"),
         ({"std": "0,1,1"}, "std", "positive"),
         ({"description": "x" * 5000}, "description", "at most"),
+        ({"description": "nul\x00byte"}, "description", "control characters"),
     ],
 )
 def test_bad_form_field(client, token, tmp_path, fields, field, fragment):
@@ -194,7 +195,7 @@ def test_unusual_team_names_are_stored_verbatim(client, name):
     assert name in again.json()["detail"]
 
 
-@pytest.mark.parametrize("name", ["", "   ", "a" * 101, "tab\tname"])
+@pytest.mark.parametrize("name", ["", "   ", "a" * 101, "tab\tname", "nul\x00name"])
 def test_invalid_team_names(client, name):
     response = client.post(
         "/api/teams", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -222,3 +223,17 @@ def test_checkpoint_sent_as_text_field(client, token):
     )
     assert 400 <= response.status_code < 500
     assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/leaderboard?suite=%00", "/export/leaderboard.csv?suite=a%00b", "/?suite=%01"],
+)
+def test_control_characters_in_the_suite_are_refused(client, path):
+    response = client.get(path)
+    assert response.status_code == 422
+    assert response.json()["field"] == "suite"
+
+
+def test_team_page_of_an_impossible_name_is_not_found(client):
+    assert client.get("/teams/a%00b").status_code == 404

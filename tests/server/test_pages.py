@@ -328,9 +328,11 @@ def test_csv_and_json_exports(client):
     assert rows[0]["flags"] == "stochastic" and rows[0]["smoothing"] == ""
     assert float(rows[1]["smoothing"]) == pytest.approx(0.4)
 
+    empty = client.get("/export/leaderboard.csv", params={"suite": "robustbench"})
+    assert 'filename="leaderboard-robustbench-empirical.csv"' in empty.headers["content-disposition"]
+    assert empty.text.splitlines()[1:] == []  # no entries in that suite, header only
     odd = client.get("/export/leaderboard.csv", params={"suite": "Ā suite"})
-    assert 'filename="leaderboard-__suite-empirical.csv"' in odd.headers["content-disposition"]
-    assert odd.text.splitlines()[1:] == []  # no entries in that suite, header only
+    assert odd.status_code == 422 and odd.json()["field"] == "suite"
 
     exported = client.get("/export/leaderboard.json")
     assert "attachment" in exported.headers["content-disposition"]
