@@ -24,7 +24,11 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-worker", is_flag=True, help="Run the API only (workers run elsewhere).")
-def serve(host: str, port: int, no_worker: bool) -> None:
+@click.option(
+    "--workers", "web_workers", type=click.IntRange(min=1), default=None,
+    help="API processes (default ARENA_WEB_WORKERS, 1).",
+)
+def serve(host: str, port: int, no_worker: bool, web_workers: int | None) -> None:
     """Start the API (uvicorn) and, unless --no-worker, a Celery worker beside it."""
     import uvicorn
 
@@ -35,7 +39,13 @@ def serve(host: str, port: int, no_worker: bool) -> None:
         _ensure_eval_set()
     worker = None if no_worker else subprocess.Popen([sys.executable, "-m", "server.cli", "worker"])
     try:
-        uvicorn.run("server.main:app", host=host, port=port, log_level="info")
+        uvicorn.run(
+            "server.main:app",
+            host=host,
+            port=port,
+            log_level="info",
+            workers=web_workers or get_settings().web_workers,
+        )
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     suite: str = Field("class", description="Evaluation protocol: class, robustbench or smoke.")
     eval_limit: int | None = Field(None, description="Evaluate only the first N images (demos).")
     admin_token: str | None = Field(None, description="Bearer token for admin routes.")
+    web_workers: int = Field(1, ge=1, description="API processes `arena serve` starts.")
     device: str = Field("auto", description="Torch device for workers: auto, cpu or cuda.")
     score: str = Field(
         "natural:1,pgd_linf:1,pgd_l2:1",
