@@ -10,11 +10,13 @@ temperature ``softplus(temp)`` in training and at ``test_temperature`` (0.01) in
 network is therefore random at test time too, as its robustness relies on.
 """
 
-import math
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from models.wide_resnet import NetworkBlock, WideBlock, init_weights
 
 TEST_TEMPERATURE = 0.01
 SURROGATE_TEMPERATURE = 1.0
@@ -50,54 +52,20 @@ class LWTA(nn.Module):
         return x * mask.reshape(x.shape)
 
 
-class BasicBlock(nn.Module):
+class LWTABlock(WideBlock):
+    """The wide block with an LWTA activation after each batch norm."""
+
     def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_planes)
+        super().__init__(in_planes, out_planes, stride, drop_rate)
         self.lwta1 = LWTA()
-        self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_planes)
         self.lwta2 = LWTA()
-        self.conv2 = nn.Conv2d(out_planes, out_planes, 3, stride=1, padding=1, bias=False)
-        self.drop_rate = drop_rate
-        self.equal_in_out = in_planes == out_planes
-        self.convShortcut: nn.Module | None = None
-        if not self.equal_in_out:
-            self.convShortcut = nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
 
     def forward(self, x: torch.Tensor, test_temperature: float | None = None) -> torch.Tensor:
-        if self.equal_in_out:
-            out = self.lwta1(self.bn1(x), test_temperature)
-        else:
-            x = self.lwta1(self.bn1(x), test_temperature)
-            out = x
-        out = self.lwta2(self.bn2(self.conv1(out)), test_temperature)
-        if self.drop_rate > 0:
-            out = F.dropout(out, p=self.drop_rate, training=self.training)
-        out = self.conv2(out)
-        shortcut = x if self.convShortcut is None else self.convShortcut(x)
-        return shortcut + out
-
-
-class NetworkBlock(nn.Module):
-    def __init__(self, blocks: int, in_planes: int, out_planes: int, stride: int, drop_rate=0.0):
-        super().__init__()
-        self.layer = nn.Sequential(
-            *(
-                BasicBlock(
-                    in_planes if i == 0 else out_planes,
-                    out_planes,
-                    stride if i == 0 else 1,
-                    drop_rate,
-                )
-                for i in range(blocks)
-            )
+        return self.residual(
+            x,
+            functools.partial(self.lwta1, test_temperature=test_temperature),
+            functools.partial(self.lwta2, test_temperature=test_temperature),
         )
-
-    def forward(self, x: torch.Tensor, test_temperature: float | None = None) -> torch.Tensor:
-        for block in self.layer:
-            x = block(x, test_temperature)
-        return x
 
 
 class LWTAWideResNet(nn.Module):
@@ -118,20 +86,15 @@ class LWTAWideResNet(nn.Module):
         channels = [16, 16 * width, 32 * width, 64 * width]
         self.width = width
         self.conv1 = nn.Conv2d(3, channels[0], 3, stride=1, padding=1, bias=False)
-        self.block1 = NetworkBlock(n, channels[0], channels[1], 1, drop_rate)
+        self.block1 = NetworkBlock(n, channels[0], channels[1], 1, drop_rate, LWTABlock)
         if sub_block1:
-            self.sub_block1 = NetworkBlock(n, channels[0], channels[1], 1, drop_rate)
-        self.block2 = NetworkBlock(n, channels[1], channels[2], 2, drop_rate)
-        self.block3 = NetworkBlock(n, channels[2], channels[3], 2, drop_rate)
+            self.sub_block1 = NetworkBlock(n, channels[0], channels[1], 1, drop_rate, LWTABlock)
+        self.block2 = NetworkBlock(n, channels[1], channels[2], 2, drop_rate, LWTABlock)
+        self.block3 = NetworkBlock(n, channels[2], channels[3], 2, drop_rate, LWTABlock)
         self.bn1 = nn.BatchNorm2d(channels[3])
         self.lwta = LWTA()
         self.fc = nn.Linear(channels[3], num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-                module.weight.data.normal_(0, math.sqrt(2.0 / fan_out))
-            elif isinstance(module, nn.Linear):
-                module.bias.data.zero_()
+        init_weights(self)
 
     def forward(self, x: torch.Tensor, test_temperature: float | None = None) -> torch.Tensor:
         out = self.conv1(x)

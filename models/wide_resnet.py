@@ -7,22 +7,24 @@ Keys match yaodongyu/TRADES ``models/wideresnet.py``: ``conv1``, ``block{1,2,3}.
 """
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-class BasicBlock(nn.Module):
-    """Pre-activation wide block; the 1x1 ``convShortcut`` exists only when shapes change."""
+class WideBlock(nn.Module):
+    """The pre-activation wide residual block without its activations, which subclasses add:
+    ``relu1``/``relu2`` here, ``lwta1``/``lwta2`` in the LWTA network (models/lwta.py). The 1x1
+    ``convShortcut`` exists only when shapes change."""
 
     def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
-        self.relu1 = nn.ReLU()
         self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_planes)
-        self.relu2 = nn.ReLU()
         self.conv2 = nn.Conv2d(out_planes, out_planes, 3, stride=1, padding=1, bias=False)
         self.drop_rate = drop_rate
         self.equal_in_out = in_planes == out_planes
@@ -30,13 +32,18 @@ class BasicBlock(nn.Module):
         if not self.equal_in_out:
             self.convShortcut = nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def residual(
+        self,
+        x: torch.Tensor,
+        act1: Callable[[torch.Tensor], torch.Tensor],
+        act2: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
         if self.equal_in_out:
-            out = self.relu1(self.bn1(x))
+            out = act1(self.bn1(x))
         else:
-            x = self.relu1(self.bn1(x))
+            x = act1(self.bn1(x))
             out = x
-        out = self.relu2(self.bn2(self.conv1(out)))
+        out = act2(self.bn2(self.conv1(out)))
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         out = self.conv2(out)
@@ -44,12 +51,32 @@ class BasicBlock(nn.Module):
         return shortcut + out
 
 
+class BasicBlock(WideBlock):
+    def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
+        super().__init__(in_planes, out_planes, stride, drop_rate)
+        self.relu1 = nn.ReLU()
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x, self.relu1, self.relu2)
+
+
 class NetworkBlock(nn.Module):
-    def __init__(self, blocks: int, in_planes: int, out_planes: int, stride: int, drop_rate=0.0):
+    """``blocks`` wide blocks in ``layer``; extra forward arguments go to every block."""
+
+    def __init__(
+        self,
+        blocks: int,
+        in_planes: int,
+        out_planes: int,
+        stride: int,
+        drop_rate: float = 0.0,
+        block: type[WideBlock] = BasicBlock,
+    ) -> None:
         super().__init__()
         self.layer = nn.Sequential(
             *(
-                BasicBlock(
+                block(
                     in_planes if i == 0 else out_planes,
                     out_planes,
                     stride if i == 0 else 1,
@@ -59,8 +86,20 @@ class NetworkBlock(nn.Module):
             )
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x)
+    def forward(self, x: torch.Tensor, *args: Any) -> torch.Tensor:
+        for block in self.layer:
+            x = block(x, *args)
+        return x
+
+
+def init_weights(network: nn.Module) -> None:
+    """The reference initialisation: He-normal convolutions (fan-out), zero linear biases."""
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
+            module.weight.data.normal_(0, math.sqrt(2.0 / fan_out))
+        elif isinstance(module, nn.Linear):
+            module.bias.data.zero_()
 
 
 class WideResNet(nn.Module):
@@ -88,12 +127,7 @@ class WideResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(channels[3])
         self.relu = nn.ReLU()
         self.fc = nn.Linear(channels[3], num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-                module.weight.data.normal_(0, math.sqrt(2.0 / fan_out))
-            elif isinstance(module, nn.Linear):
-                module.bias.data.zero_()
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.block3(self.block2(self.block1(self.conv1(x))))
