@@ -1,8 +1,19 @@
-"""Errors returned to clients: always JSON ``{"detail": message}``, plus the form field concerned."""
+"""Errors returned to clients: JSON ``{"detail": message}``, plus the form field concerned.
 
-from fastapi import Request
+A browser opening a page (not ``/api`` or ``/export``) gets the same message as an HTML page
+instead, through the renderer the app installs (``server/routes/pages.py``).
+"""
+
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+#: Renders (request, status code, message) as an HTML page.
+HtmlRenderer = Callable[[Request, int, str], Response]
 
 
 class FieldError(Exception):
@@ -15,17 +26,15 @@ class FieldError(Exception):
         self.field = field
 
 
-async def field_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, FieldError)
+def field_error_response(exc: FieldError) -> JSONResponse:
     body: dict[str, str] = {"detail": exc.detail}
     if exc.field:
         body["field"] = exc.field
     return JSONResponse(body, status_code=exc.status_code)
 
 
-async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    """Turn pydantic's error list into one readable sentence (the list stays under ``errors``)."""
-    assert isinstance(exc, RequestValidationError)
+def validation_error_body(exc: RequestValidationError) -> dict[str, object]:
+    """Pydantic's error list as one readable sentence (the list stays under ``errors``)."""
     parts = []
     for error in exc.errors():
         location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
@@ -35,4 +44,40 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
     fields = {str(e["loc"][-1]) for e in exc.errors() if e.get("loc")}
     if len(fields) == 1:
         body["field"] = fields.pop()
-    return JSONResponse(body, status_code=422)
+    return body
+
+
+def wants_html(request: Request) -> bool:
+    """A browser navigating to a page, rather than a script calling the API."""
+    path = request.url.path
+    return not path.startswith(("/api/", "/export/", "/static/")) and "text/html" in (
+        request.headers.get("accept") or ""
+    )
+
+
+def install_error_handlers(app: FastAPI, html: HtmlRenderer) -> None:
+    """JSON errors for the API, HTML ones for people browsing the pages."""
+
+    async def on_field_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, FieldError)
+        if wants_html(request):
+            return html(request, exc.status_code, exc.detail)
+        return field_error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        body = validation_error_body(exc)
+        if wants_html(request):
+            return html(request, 422, str(body["detail"]))
+        return JSONResponse(body, status_code=422)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if wants_html(request):
+            return html(request, exc.status_code, str(exc.detail))
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(FieldError, on_field_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+

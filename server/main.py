@@ -3,10 +3,9 @@
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
-from server.errors import FieldError, field_error_handler, validation_error_handler
+from server.errors import install_error_handlers
 from server.limits import UploadSizeLimit
 from server.routes import exports, leaderboard, pages, submissions, teams
 
@@ -20,8 +19,7 @@ def create_app() -> FastAPI:
         "and randomized-smoothing certification, and ranked on a leaderboard.",
         version="0.1.0",
     )
-    app.add_exception_handler(FieldError, field_error_handler)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    install_error_handlers(app, html=pages.error_page)
     app.add_middleware(UploadSizeLimit)
     app.include_router(teams.router)
     app.include_router(submissions.router)

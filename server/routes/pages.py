@@ -107,6 +107,19 @@ templates.env.filters.update(pct=pct, interval=interval, when=when)
 templates.env.globals.update(stage_labels=STAGE_LABELS, distinct_badges=distinct_badges)
 
 
+ERROR_TITLES = {404: "Not found", 422: "Cannot show this page", 403: "Not allowed"}
+
+
+def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
+    """A refused page request, explained in the site's layout (the API answers JSON)."""
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"title": ERROR_TITLES.get(status_code, "Something went wrong"), "detail": detail},
+        status_code=status_code,
+    )
+
+
 @router.get("/", response_class=HTMLResponse)
 def leaderboard_page(
     request: Request, board: BoardDep, session: SessionDep, settings: SettingsDep

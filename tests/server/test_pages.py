@@ -545,3 +545,34 @@ def test_export_json_round_trips_through_the_schema(client):
     assert row["flags"] == [{"code": "stochastic", "message": "measured stochastic"}]
     assert set(row["ci95"]) == {"natural", "fgsm", "pgd_linf", "pgd_l2"}
     assert json.loads(json.dumps(body)) == body
+
+
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/submissions/999999", 404, "Submission 999999 not found."),
+        ("/teams/Nobody", 404, "Team &#39;Nobody&#39; not found."),
+        ("/no-such-page", 404, "Not Found"),
+        ("/?suite=%01", 422, "suite must be letters"),
+        ("/submissions/0", 422, "greater than or equal to 1"),
+    ],
+)
+def test_a_browser_gets_refused_pages_as_html_in_the_site_layout(client, path, status, message):
+    page = client.get(path, headers=HTML)
+    assert page.status_code == status
+    assert page.headers["content-type"].startswith("text/html")
+    assert message in page.text
+    assert 'href="/submit"' in page.text  # the site's navigation, a way on
+
+
+@pytest.mark.parametrize(
+    "path", ["/submissions/999999", "/api/submissions/999999", "/api/leaderboard?suite=%01"]
+)
+def test_scripts_and_the_api_still_get_json_errors(client, path):
+    for headers in ({}, HTML if path.startswith("/api/") else {"Accept": "*/*"}):
+        response = client.get(path, headers=headers)
+        assert response.status_code in (404, 422)
+        assert response.json()["detail"]
