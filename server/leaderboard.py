@@ -122,20 +122,6 @@ class Published:
     json: bytes
 
 
-def leaderboard(
-    *,
-    session: Session,
-    suite: str,
-    weights: dict[str, float],
-    track: Track = Track.EMPIRICAL,
-    radius: float = HEADLINE_RADIUS,
-) -> Leaderboard:
-    """Every team's best submission in ``suite``, best first, baselines placed among them."""
-    return published(
-        session=session, suite=suite, weights=weights, track=track, radius=radius
-    ).board
-
-
 def published(
     *,
     session: Session,
@@ -144,7 +130,8 @@ def published(
     track: Track = Track.EMPIRICAL,
     radius: float = HEADLINE_RADIUS,
 ) -> Published:
-    """The board of :func:`leaderboard` with its JSON, from the cache while still current."""
+    """Every team's best submission in ``suite``, best first, baselines placed among them,
+    with the board's JSON; from the cache while the data it shows is unchanged."""
     track = Track(track)
     radius = validate_radius(radius)
     key = (str(session.get_bind().url), suite, track, radius, tuple(sorted(weights.items())))

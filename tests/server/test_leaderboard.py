@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from server import crud
 from server.db import session_scope
-from server.leaderboard import describe_rule, leaderboard
+from server.leaderboard import describe_rule, published
 from server.main import create_app
 from server.tables import Result, Status, Submission, utcnow
 
@@ -36,8 +36,8 @@ def test_each_team_ranked_by_its_best_submission(settings_env):
         add_finished(session, ada.id, 0.9, 0.1, 0.2, minutes_ago=30)   # score 0.4
         best = add_finished(session, ada.id, 0.8, 0.4, 0.6, minutes_ago=20)  # score 0.6
         add_finished(session, bob.id, 0.9, 0.3, 0.3, minutes_ago=10)   # score 0.5
-        board = leaderboard(session=session, suite="smoke",
-                            weights={"natural": 1, "pgd_linf": 1, "pgd_l2": 1})
+        board = published(session=session, suite="smoke",
+                            weights={"natural": 1, "pgd_linf": 1, "pgd_l2": 1}).board
     assert [(r.rank, r.team) for r in board.rows] == [(1, "Ada"), (2, "Bob")]
     assert board.rows[0].submission_id == best
     assert board.rows[0].score == pytest.approx(0.6)
@@ -50,8 +50,8 @@ def test_score_rule_is_a_setting_and_reorders(settings_env):
         bob, _ = crud.create_team(session=session, name="Bob")
         add_finished(session, ada.id, 0.95, 0.05, 0.10, minutes_ago=5)
         add_finished(session, bob.id, 0.60, 0.40, 0.45, minutes_ago=5)
-        by_natural = leaderboard(session=session, suite="smoke", weights={"natural": 1})
-        by_linf = leaderboard(session=session, suite="smoke", weights={"pgd_linf": 1})
+        by_natural = published(session=session, suite="smoke", weights={"natural": 1}).board
+        by_linf = published(session=session, suite="smoke", weights={"pgd_linf": 1}).board
     assert [r.team for r in by_natural.rows] == ["Ada", "Bob"]
     assert [r.team for r in by_linf.rows] == ["Bob", "Ada"]
     assert describe_rule({"pgd_linf": 1}).startswith("Score = PGD ℓ∞ robust accuracy")
@@ -63,7 +63,7 @@ def test_ties_go_to_the_earlier_submission(settings_env):
         early, _ = crud.create_team(session=session, name="Early")
         add_finished(session, late.id, 0.5, 0.5, 0.5, minutes_ago=1)
         add_finished(session, early.id, 0.5, 0.5, 0.5, minutes_ago=9)
-        board = leaderboard(session=session, suite="smoke", weights={"natural": 1})
+        board = published(session=session, suite="smoke", weights={"natural": 1}).board
     assert [r.team for r in board.rows] == ["Early", "Late"]
 
 
@@ -85,7 +85,7 @@ def test_api_shows_the_rule_and_rows(settings_env, monkeypatch):
 def test_cached_board_follows_uploads_discards_and_results(settings_env):
     def board():
         with session_scope() as session:
-            return leaderboard(session=session, suite="smoke", weights={"natural": 1})
+            return published(session=session, suite="smoke", weights={"natural": 1}).board
 
     with session_scope() as session:
         ada, _ = crud.create_team(session=session, name="Ada")

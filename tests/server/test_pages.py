@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from server import crud
 from server.db import session_scope
-from server.leaderboard import clopper_pearson, leaderboard
+from server.leaderboard import clopper_pearson, published
 from server.main import create_app
 from server.tables import Result, Status, Submission, utcnow
 
@@ -224,7 +224,7 @@ def test_ties_the_intervals_cannot_separate_are_marked(client):
         add_submission(session, ada, metrics=results(0.90, 0.5, 0.50, 0.50, n=20), minutes_ago=9)
         add_submission(session, bob, metrics=results(0.85, 0.5, 0.45, 0.50, n=20), minutes_ago=8)
         add_submission(session, cyd, metrics=results(0.20, 0.0, 0.02, 0.02, n=1000), minutes_ago=7)
-        board = leaderboard(session=session, suite="smoke", weights=WEIGHTS)
+        board = published(session=session, suite="smoke", weights=WEIGHTS).board
     assert [(r.team, r.tied) for r in board.rows] == [("Ada", False), ("Bob", True), ("Cyd", False)]
     low, high = board.rows[1].score_ci95
     assert low < board.rows[1].score < high
