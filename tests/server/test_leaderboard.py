@@ -37,7 +37,7 @@ def test_each_team_ranked_by_its_best_submission(settings_env):
         best = add_finished(session, ada.id, 0.8, 0.4, 0.6, minutes_ago=20)  # score 0.6
         add_finished(session, bob.id, 0.9, 0.3, 0.3, minutes_ago=10)   # score 0.5
         board = published(session=session, suite="smoke",
-                            weights={"natural": 1, "pgd_linf": 1, "pgd_l2": 1}).board
+                          weights={"natural": 1, "pgd_linf": 1, "pgd_l2": 1}).board
     assert [(r.rank, r.team) for r in board.rows] == [(1, "Ada"), (2, "Bob")]
     assert board.rows[0].submission_id == best
     assert board.rows[0].score == pytest.approx(0.6)
