@@ -39,9 +39,30 @@ def flush_broker(env: dict[str, str]) -> None:
 
 @pytest.fixture
 def slow_env(arena_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """An evaluation long enough to interrupt in the middle (more images, the class suite)."""
-    return {**arena_env, "ARENA_EVAL_SET": str(make_eval_set(tmp_path / "big.npz", n=192)),
-            "ARENA_SUITE": "class"}
+    """An evaluation long enough to interrupt in the middle, however fast the machine: the
+    class suite on images the submitted ResNet-20 (``slow_checkpoint``) classifies all
+    correctly, so every attack of the suite runs on every image (several seconds of PGD)."""
+    import torch
+
+    from models.registry import build_model
+    from worker.data import load_eval_set, save_eval_set
+
+    checkpoint = make_checkpoint(tmp_path / "slow.pth", arch="resnet20")
+    unlabelled = make_eval_set(tmp_path / "random.npz", n=192)
+    images, _ = load_eval_set(unlabelled)
+    model = build_model("resnet20")
+    model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    with torch.inference_mode():
+        labels = model.eval()(images).argmax(1).numpy()
+    eval_set = tmp_path / "big.npz"
+    save_eval_set(eval_set, (images * 255).round().byte().numpy(), labels)
+    return {**arena_env, "ARENA_EVAL_SET": str(eval_set), "ARENA_SUITE": "class"}
+
+
+def submit_slow(platform: Platform, token: str, tmp_path: Path) -> dict:
+    response = platform.submit(token, tmp_path / "slow.pth", arch="resnet20")
+    assert response.status_code == 202, response.text
+    return response.json()
 
 
 def wait_running(platform: Platform, submission_id: int, token: str, past: str = "fgsm") -> dict:
@@ -61,13 +82,14 @@ def test_sigkilled_worker_submission_finishes_exactly_once(slow_env, tmp_path):
     try:
         first = platform.start_worker()
         token = platform.create_team("Resilient")
-        created = platform.submit(token, make_checkpoint(tmp_path / "m.pth")).json()
+        created = submit_slow(platform, token, tmp_path)
         body = wait_running(platform, created["id"], token)
         assert body["status"] == "running", body
         first.kill()  # SIGKILL: no cleanup, no acknowledgement, lease left behind
         platform.start_worker()
         body = platform.wait_for(created["id"], token)
         assert body["status"] == "finished", (body, platform.logs_text())
+        assert body["results"]["natural"]["accuracy"] == 1.0  # every image went through PGD
         assert body["attempts"] == 2
         assert result_rows(slow_env, created["id"]) == 1
     finally:
@@ -98,7 +120,7 @@ def test_api_restart_while_running_loses_nothing(slow_env, tmp_path):
     try:
         platform.start_worker()
         token = platform.create_team("Patient")
-        created = platform.submit(token, make_checkpoint(tmp_path / "m.pth")).json()
+        created = submit_slow(platform, token, tmp_path)
         wait_running(platform, created["id"], token, past="natural")
         platform.restart_api()
         body = platform.wait_for(created["id"], token)
