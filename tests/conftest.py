@@ -26,6 +26,24 @@ def make_eval_set(path: Path, n: int = 16, seed: int = 0) -> Path:
     return path
 
 
+def make_labelled_eval_set(path: Path, checkpoint: Path, arch: str, n: int) -> Path:
+    """Random images labelled by the network in ``checkpoint``: it classifies all of them
+    correctly, so every attack of a suite runs on every image (a long evaluation by design,
+    for tests that must see one in the middle however fast the machine)."""
+    import torch
+
+    from models.registry import build_model
+    from worker.data import load_eval_set, save_eval_set
+
+    images, _ = load_eval_set(make_eval_set(path, n=n))
+    model = build_model(arch)
+    model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    with torch.inference_mode():
+        labels = model.eval()(images).argmax(1).numpy()
+    save_eval_set(path, (images * 255).round().byte().numpy(), labels)
+    return path
+
+
 def make_checkpoint(path: Path, arch: str = "lenet", seed: int = 0, **wrap: object) -> Path:
     """A state_dict of a freshly initialised zoo network, saved like a training script would."""
     import torch

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import make_checkpoint, make_eval_set
+from tests.conftest import make_checkpoint, make_labelled_eval_set
 from tests.e2e.test_platform import database_url
 from tests.processes import Platform
 
@@ -42,20 +42,8 @@ def slow_env(arena_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """An evaluation long enough to interrupt in the middle, however fast the machine: the
     class suite on images the submitted ResNet-20 (``slow_checkpoint``) classifies all
     correctly, so every attack of the suite runs on every image (several seconds of PGD)."""
-    import torch
-
-    from models.registry import build_model
-    from worker.data import load_eval_set, save_eval_set
-
     checkpoint = make_checkpoint(tmp_path / "slow.pth", arch="resnet20")
-    unlabelled = make_eval_set(tmp_path / "random.npz", n=192)
-    images, _ = load_eval_set(unlabelled)
-    model = build_model("resnet20")
-    model.load_state_dict(torch.load(checkpoint, weights_only=True))
-    with torch.inference_mode():
-        labels = model.eval()(images).argmax(1).numpy()
-    eval_set = tmp_path / "big.npz"
-    save_eval_set(eval_set, (images * 255).round().byte().numpy(), labels)
+    eval_set = make_labelled_eval_set(tmp_path / "big.npz", checkpoint, "resnet20", n=192)
     return {**arena_env, "ARENA_EVAL_SET": str(eval_set), "ARENA_SUITE": "class"}
 
 
