@@ -190,6 +190,35 @@ def queue_position(*, session: Session, submission: Submission) -> int | None:
     return int(ahead or 0) + 1
 
 
+def recent_durations(*, session: Session, suite: str, limit: int) -> list[float]:
+    """Seconds from start to finish of the latest ``limit`` finished evaluations of ``suite``."""
+    rows = session.execute(
+        select(Submission.started_at, Submission.finished_at)
+        .where(
+            Submission.status == Status.FINISHED,
+            Submission.suite == suite,
+            Submission.started_at.is_not(None),
+            Submission.finished_at.is_not(None),
+        )
+        .order_by(Submission.finished_at.desc())
+        .limit(limit)
+    )
+    return [(finished - started).total_seconds() for started, finished in rows]
+
+
+def running_elapsed(*, session: Session) -> list[float]:
+    """Seconds since each evaluation a live worker holds now started."""
+    now = utcnow()
+    started = session.scalars(
+        select(Submission.started_at).where(
+            Submission.status == Status.RUNNING,
+            Submission.lease_expires > now,
+            Submission.started_at.is_not(None),
+        )
+    )
+    return [(now - moment).total_seconds() for moment in started]
+
+
 # --- worker side: leases, progress, results ----------------------------------------------
 
 

@@ -2,11 +2,11 @@
 
 from sqlalchemy.orm import Session
 
-from server import crud
+from server import crud, estimates
 from server.config import Settings
 from server.leaderboard import score_of
-from server.schemas import Progress, Quota, SubmissionPublic
-from server.tables import Status, Submission, Team
+from server.schemas import Progress, Quota, SubmissionPublic, WaitEstimate
+from server.tables import Status, Submission, Team, utcnow
 
 PUBLIC_FAILURE = "The evaluation failed; the submitting team sees the reason."
 
@@ -23,6 +23,7 @@ def present_submission(
         error = PUBLIC_FAILURE
     elif not owner:
         error = None
+    position = crud.queue_position(session=session, submission=submission)
     return SubmissionPublic(
         id=submission.id,
         team=submission.team.name,
@@ -33,8 +34,9 @@ def present_submission(
         sha256=submission.sha256 if owner else "",
         suite=submission.suite,
         status=submission.status,
-        queue_position=crud.queue_position(session=session, submission=submission),
+        queue_position=position,
         progress=Progress(**submission.progress) if submission.progress else None,
+        estimate=_estimate(session, submission, position),
         results=results,
         score=score_of(results, settings.score_weights()) if results else None,
         error=error,
@@ -43,6 +45,26 @@ def present_submission(
         started_at=submission.started_at,
         finished_at=submission.finished_at,
     )
+
+
+def _estimate(
+    session: Session, submission: Submission, position: int | None
+) -> WaitEstimate | None:
+    if submission.status not in (Status.QUEUED, Status.RUNNING):
+        return None
+    durations = crud.recent_durations(
+        session=session, suite=submission.suite, limit=estimates.RECENT
+    )
+    if position is not None:
+        return estimates.for_queued(
+            durations=durations,
+            ahead=position - 1,
+            running_elapsed=crud.running_elapsed(session=session),
+        )
+    if submission.status == Status.RUNNING and submission.started_at is not None:
+        elapsed = (utcnow() - submission.started_at).total_seconds()
+        return estimates.for_running(durations=durations, elapsed=elapsed)
+    return None
 
 
 def quota_of(session: Session, settings: Settings, team: Team) -> Quota:

@@ -25,6 +25,20 @@ class Progress(BaseModel):
     eta_seconds: float | None = None
 
 
+class WaitEstimate(BaseModel):
+    """When the results should come (server/estimates.py): a rough figure, not a promise."""
+
+    typical_seconds: float = Field(description="Median duration of recent evaluations.")
+    based_on: int = Field(description="How many recent evaluations that median comes from.")
+    start_in_seconds: float | None = Field(
+        None, description="Until a worker takes it up (queued submissions only)."
+    )
+    finish_in_seconds: float | None = Field(
+        None, description="Until its results are in; null once it runs past the typical time."
+    )
+    summary: str = Field(description="The estimate in words, as the submission page shows it.")
+
+
 class Quota(BaseModel):
     per_day: int
     used_today: int
@@ -47,6 +61,7 @@ class SubmissionPublic(BaseModel):
     status: str
     queue_position: int | None = None
     progress: Progress | None = None
+    estimate: WaitEstimate | None = None
     results: dict[str, Any] | None = None
     score: float | None = None
     error: str | None = None

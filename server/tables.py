@@ -87,7 +87,7 @@ class Submission(Base):
     )
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
 
     team: Mapped[Team] = relationship(back_populates="submissions")
     result: Mapped["Result | None"] = relationship(back_populates="submission", uselist=False)

@@ -79,6 +79,7 @@
     if (s.status === "queued" && s.queue_position) note = `position ${s.queue_position} in the queue`;
     else if (s.status === "running" && !s.progress) note = "starting the evaluation…";
     document.getElementById("queue").textContent = note;
+    document.getElementById("estimate").textContent = s.estimate ? s.estimate.summary : "";
     if (s.finished_at) {
       document.getElementById("finished-at").textContent =
         s.finished_at.slice(0, 16).replace("T", " ") + " UTC";

@@ -1,0 +1,86 @@
+"""When results will come: exact figures of the queue model, and what the API and page say."""
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.db import session_scope
+from server.estimates import about, for_queued, for_running
+from server.main import create_app
+from server.tables import Status, utcnow
+from tests.server.test_pages import add_submission, team
+
+
+def test_no_history_no_estimate():
+    assert for_queued(durations=[], ahead=3, running_elapsed=[10.0]) is None
+    assert for_running(durations=[], elapsed=10.0) is None
+
+
+def test_queue_is_served_first_come_first_served_by_the_busy_workers():
+    durations = [100.0, 300.0, 200.0]  # typical: the median, 200 s
+    one = for_queued(durations=durations, ahead=0, running_elapsed=[50.0])
+    assert (one.typical_seconds, one.based_on) == (200.0, 3)
+    assert (one.start_in_seconds, one.finish_in_seconds) == (150.0, 350.0)
+    third = for_queued(durations=durations, ahead=2, running_elapsed=[50.0])
+    assert (third.start_in_seconds, third.finish_in_seconds) == (550.0, 750.0)
+    # Two workers free in 150 s and 50 s: the one ahead takes the second (until 250 s),
+    # this one the first.
+    two = for_queued(durations=durations, ahead=1, running_elapsed=[50.0, 150.0])
+    assert (two.start_in_seconds, two.finish_in_seconds) == (150.0, 350.0)
+    overdue = for_queued(durations=durations, ahead=0, running_elapsed=[900.0])
+    assert overdue.start_in_seconds == 0.0 and overdue.summary.startswith("expected to start now")
+
+
+def test_running_submission_counts_down_then_admits_it_is_late():
+    on_time = for_running(durations=[240.0], elapsed=60.0)
+    assert on_time.finish_in_seconds == 180.0
+    assert on_time.summary == (
+        "expected to finish in about 3 min (a typical evaluation takes 4 min: "
+        "the last evaluation of this suite)"
+    )
+    late = for_running(durations=[240.0], elapsed=300.0)
+    assert late.finish_in_seconds is None and late.summary.startswith("taking longer than usual")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"), [(0.2, "1 s"), (40, "40 s"), (720, "12 min"), (5400, "1.5 h")]
+)
+def test_durations_in_words(seconds, words):
+    assert about(seconds) == words
+
+
+def test_api_and_page_show_the_estimate_of_a_queued_and_a_running_submission(settings_env):
+    now = utcnow()
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        bob, _ = team(session, "Bob")
+        for minutes in (4, 6, 5):  # typical: 5 min
+            add_submission(
+                session, ada, started_at=now - timedelta(minutes=30),
+                finished_at=now - timedelta(minutes=30 - minutes),
+            )
+        running = add_submission(
+            session, ada, status=Status.RUNNING, started_at=now - timedelta(minutes=2),
+            lease_owner="worker-1", lease_expires=now + timedelta(seconds=60),
+        )
+        queued = add_submission(session, bob, status=Status.QUEUED)
+    client = TestClient(create_app())
+
+    waiting = client.get(f"/api/submissions/{queued}").json()
+    assert waiting["queue_position"] == 1
+    estimate = waiting["estimate"]
+    assert estimate["typical_seconds"] == 300.0 and estimate["based_on"] == 3
+    assert estimate["start_in_seconds"] == pytest.approx(180.0, abs=5)
+    assert estimate["finish_in_seconds"] == pytest.approx(480.0, abs=5)
+    assert estimate["summary"].startswith("expected to start in about 3 min and to finish in about 8 min")
+
+    under_way = client.get(f"/api/submissions/{running}").json()["estimate"]
+    assert under_way["start_in_seconds"] is None
+    assert under_way["finish_in_seconds"] == pytest.approx(180.0, abs=5)
+
+    page = client.get(f"/submissions/{queued}").text
+    assert "expected to start in about 3 min" in page
+    assert "median of the last 3 evaluations of this suite" in page
+    done = client.get("/api/submissions/1").json()
+    assert done["status"] == "finished" and done["estimate"] is None
