@@ -1,12 +1,13 @@
 """Leaderboard read throughput and latency with 10 000 submissions in the database.
 
     .venv/bin/python bench/api.py [--submissions 10000] [--teams 40] [--seconds 15]
-        [--clients 8,32] [--workers 1] [--client auto|wrk|httpx]
+        [--clients 8,32] [--workers 1] [--client auto|wrk|httpx] [--path /api/leaderboard]
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 Fills a fresh database (a temporary SQLite file, or a new PostgreSQL database created next
 to the given URL and dropped afterwards) with teams and finished submissions, starts
-``arena serve --no-worker`` on a free loopback port, and reads ``/api/leaderboard`` from each
+``arena serve --no-worker`` on a free loopback port, and reads ``/api/leaderboard`` (or
+``--path``, e.g. ``/`` for the leaderboard page) from each
 number of concurrent clients for a fixed time. Prints reads per second, p50 and p99 latency
 and errors, beside the time of the ranking query that every read would cost uncached.
 
@@ -92,7 +93,7 @@ def read_wrk(url: str, seconds: float, clients: int) -> Reads:
     """Read with wrk (C, one thread): the load generator leaves the cores to the server."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--latency", "--timeout", "30s",
-         url + "/api/leaderboard"],
+         url],
         capture_output=True, text=True, check=True,
     ).stdout
 
@@ -132,7 +133,7 @@ def read_httpx(url: str, seconds: float, clients: int) -> Reads:
                 while time.perf_counter() < stop:
                     started = time.perf_counter()
                     try:
-                        response = await client.get(url + "/api/leaderboard")
+                        response = await client.get(url)
                         errors += response.status_code != 200
                     except httpx.HTTPError:
                         errors += 1
@@ -180,6 +181,7 @@ def main() -> None:
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
                         help="load generator: wrk when installed, else httpx")
     parser.add_argument("--database-url", default=None, help="PostgreSQL server to use")
+    parser.add_argument("--path", default="/api/leaderboard", help="what to read, e.g. / (page)")
     args = parser.parse_args()
     client = args.client
     if client == "auto":
@@ -208,7 +210,8 @@ def main() -> None:
             platform = Platform(env, root, with_worker=False)
             try:
                 rows = len(httpx.get(platform.url + "/api/leaderboard").json()["rows"])
-                results = [(n, read(platform.url, args.seconds, n)) for n in clients]
+                target = platform.url + args.path
+                results = [(n, read(target, args.seconds, n)) for n in clients]
             finally:
                 platform.stop()
         finally:
@@ -218,7 +221,7 @@ def main() -> None:
     backend = "PostgreSQL" if args.database_url else "SQLite"
     print(f"# {backend}: {args.submissions} finished submissions of {args.teams} teams "
           f"(filled in {filled:.0f} s), leaderboard of {rows} rows, {args.workers} API "
-          f"process(es), load from {client}, {args.seconds:g} s per row")
+          f"process(es), GET {args.path}, load from {client}, {args.seconds:g} s per row")
     print(f"# ranking query without the cache: {ranking_ms:.1f} ms per read "
           f"(at most {1000 / ranking_ms:.0f} reads/s per core)")
     print(f"{'backend':<11} {'clients':>7} {'reads':>7} {'reads/s':>8} {'p50 ms':>7} {'p99 ms':>7} "

@@ -14,7 +14,7 @@ submissions there are, and no serialisation.
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -116,10 +116,15 @@ def describe_certified(radius: float) -> str:
 
 @dataclass(frozen=True)
 class Published:
-    """A computed board and its JSON body, shared by every reader until the data changes."""
+    """A computed board and its JSON body, shared by every reader until the data changes.
+
+    ``renderings`` keeps other forms of the same board (the HTML page), made once by the
+    first reader who needs them: they change only when the board does.
+    """
 
     board: Leaderboard
     json: bytes
+    renderings: dict[str, bytes] = field(default_factory=dict)
 
 
 def published(

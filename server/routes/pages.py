@@ -13,15 +13,18 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from models.catalog import CATALOG
 from server import charts, crud
 from server.badges import badges, distinct_badges
-from server.deps import BoardDep, SessionDep, SettingsDep, SubmissionId, is_owner
+from server.config import Settings
+from server.db import new_session
+from server.deps import PublishedDep, SessionDep, SettingsDep, SubmissionId, is_owner
 from server.errors import FieldError
 from server.leaderboard import RADII
 from server.presenters import present_submission, quota_of
-from server.schemas import SubmissionPublic
+from server.schemas import Leaderboard, SubmissionPublic
 from server.tables import Result, Submission
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -121,10 +124,21 @@ def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def leaderboard_page(
-    request: Request, board: BoardDep, session: SessionDep, settings: SettingsDep
+async def leaderboard_page(
+    request: Request, published: PublishedDep, settings: SettingsDep
 ) -> HTMLResponse:
-    present = set(session.scalars(select(Result.suite).distinct()))
+    # The page changes only with its board (a new result, the only thing that adds a suite,
+    # gives every board a new version): rendered once per board, then served as it is.
+    page = published.renderings.get("page")
+    if page is None:
+        page = await run_in_threadpool(_render_leaderboard, request, published.board, settings)
+        published.renderings["page"] = page
+    return HTMLResponse(page)
+
+
+def _render_leaderboard(request: Request, board: Leaderboard, settings: Settings) -> bytes:
+    with new_session(write=False) as session:
+        present = set(session.scalars(select(Result.suite).distinct()))
     suites = [*KNOWN_SUITES, *sorted(present - set(KNOWN_SUITES))]
     if settings.suite not in suites:
         suites.append(settings.suite)
@@ -132,7 +146,7 @@ def leaderboard_page(
         request,
         "leaderboard.html",
         {"board": board, "suites": suites, "radii": RADII},
-    )
+    ).body
 
 
 @router.get("/submit", response_class=HTMLResponse)
