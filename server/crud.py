@@ -190,10 +190,11 @@ def queue_position(*, session: Session, submission: Submission) -> int | None:
     return int(ahead or 0) + 1
 
 
-def recent_durations(*, session: Session, suite: str, limit: int) -> list[float]:
-    """Seconds from start to finish of the latest ``limit`` finished evaluations of ``suite``."""
+def recent_runs(*, session: Session, suite: str, limit: int) -> list[tuple[str, float]]:
+    """(architecture, seconds from start to finish) of the latest ``limit`` finished
+    evaluations of ``suite``, newest first."""
     rows = session.execute(
-        select(Submission.started_at, Submission.finished_at)
+        select(Submission.arch, Submission.started_at, Submission.finished_at)
         .where(
             Submission.status == Status.FINISHED,
             Submission.suite == suite,
@@ -203,20 +204,31 @@ def recent_durations(*, session: Session, suite: str, limit: int) -> list[float]
         .order_by(Submission.finished_at.desc())
         .limit(limit)
     )
-    return [(finished - started).total_seconds() for started, finished in rows]
+    return [(arch, (finished - started).total_seconds()) for arch, started, finished in rows]
 
 
-def running_elapsed(*, session: Session) -> list[float]:
-    """Seconds since each evaluation a live worker holds now started."""
+def queued_ahead(*, session: Session, submission: Submission) -> list[str]:
+    """Architectures of the queued submissions before this one, in queue order."""
+    return list(
+        session.scalars(
+            select(Submission.arch)
+            .where(Submission.status == Status.QUEUED, Submission.id < submission.id)
+            .order_by(Submission.id)
+        )
+    )
+
+
+def running_now(*, session: Session) -> list[tuple[str, float]]:
+    """(architecture, seconds since it started) of each evaluation a live worker holds."""
     now = utcnow()
-    started = session.scalars(
-        select(Submission.started_at).where(
+    rows = session.execute(
+        select(Submission.arch, Submission.started_at).where(
             Submission.status == Status.RUNNING,
             Submission.lease_expires > now,
             Submission.started_at.is_not(None),
         )
     )
-    return [(now - moment).total_seconds() for moment in started]
+    return [(arch, (now - started).total_seconds()) for arch, started in rows]
 
 
 # --- worker side: leases, progress, results ----------------------------------------------

@@ -52,18 +52,20 @@ def _estimate(
 ) -> WaitEstimate | None:
     if submission.status not in (Status.QUEUED, Status.RUNNING):
         return None
-    durations = crud.recent_durations(
-        session=session, suite=submission.suite, limit=estimates.RECENT
+    # Enough history for a median per architecture among the recent runs of every kind.
+    history = estimates.History(
+        crud.recent_runs(session=session, suite=submission.suite, limit=10 * estimates.RECENT)
     )
     if position is not None:
         return estimates.for_queued(
-            durations=durations,
-            ahead=position - 1,
-            running_elapsed=crud.running_elapsed(session=session),
+            history=history,
+            arch=submission.arch,
+            ahead=crud.queued_ahead(session=session, submission=submission),
+            running=crud.running_now(session=session),
         )
     if submission.status == Status.RUNNING and submission.started_at is not None:
         elapsed = (utcnow() - submission.started_at).total_seconds()
-        return estimates.for_running(durations=durations, elapsed=elapsed)
+        return estimates.for_running(history=history, arch=submission.arch, elapsed=elapsed)
     return None
 
 

@@ -6,40 +6,62 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.db import session_scope
-from server.estimates import about, for_queued, for_running
+from server.estimates import History, about, for_queued, for_running
 from server.main import create_app
 from server.tables import Status, utcnow
 from tests.server.test_pages import add_submission, team
 
 
 def test_no_history_no_estimate():
-    assert for_queued(durations=[], ahead=3, running_elapsed=[10.0]) is None
-    assert for_running(durations=[], elapsed=10.0) is None
+    empty = History([])
+    assert for_queued(history=empty, arch="lenet", ahead=["lenet"], running=[]) is None
+    assert for_running(history=empty, arch="lenet", elapsed=10.0) is None
 
 
 def test_queue_is_served_first_come_first_served_by_the_busy_workers():
-    durations = [100.0, 300.0, 200.0]  # typical: the median, 200 s
-    one = for_queued(durations=durations, ahead=0, running_elapsed=[50.0])
+    history = History([("lenet", 100.0), ("lenet", 300.0), ("lenet", 200.0)])  # median 200 s
+
+    def queued(ahead: int, elapsed: list[float]):
+        return for_queued(
+            history=history, arch="lenet", ahead=["lenet"] * ahead,
+            running=[("lenet", e) for e in elapsed],
+        )
+
+    one = queued(0, [50.0])
     assert (one.typical_seconds, one.based_on) == (200.0, 3)
     assert (one.start_in_seconds, one.finish_in_seconds) == (150.0, 350.0)
-    third = for_queued(durations=durations, ahead=2, running_elapsed=[50.0])
+    third = queued(2, [50.0])
     assert (third.start_in_seconds, third.finish_in_seconds) == (550.0, 750.0)
     # Two workers free in 150 s and 50 s: the one ahead takes the second (until 250 s),
     # this one the first.
-    two = for_queued(durations=durations, ahead=1, running_elapsed=[50.0, 150.0])
+    two = queued(1, [50.0, 150.0])
     assert (two.start_in_seconds, two.finish_in_seconds) == (150.0, 350.0)
-    overdue = for_queued(durations=durations, ahead=0, running_elapsed=[900.0])
+    overdue = queued(0, [900.0])
     assert overdue.start_in_seconds == 0.0 and overdue.summary.startswith("expected to start now")
 
 
+def test_each_architecture_has_its_own_typical_time_once_it_has_enough_runs():
+    history = History([("wrn-34-10", 1000.0), ("lenet", 10.0)] * 3 + [("resnet20", 70.0)])
+    behind_a_wrn = for_queued(history=history, arch="lenet", ahead=["wrn-34-10"], running=[])
+    assert (behind_a_wrn.start_in_seconds, behind_a_wrn.finish_in_seconds) == (1000.0, 1010.0)
+    assert behind_a_wrn.summary.endswith(
+        "(a typical lenet evaluation takes 10 s: the median of the last 3 of this suite)"
+    )
+    # One resnet20 run is not enough: the suite's median of all 7 (70 s) stands in.
+    rare = for_running(history=history, arch="resnet20", elapsed=20.0)
+    assert (rare.typical_seconds, rare.based_on, rare.finish_in_seconds) == (70.0, 7, 50.0)
+    assert "a typical evaluation takes 70 s: the median of the last 7 evaluations" in rare.summary
+
+
 def test_running_submission_counts_down_then_admits_it_is_late():
-    on_time = for_running(durations=[240.0], elapsed=60.0)
+    history = History([("lenet", 240.0)])
+    on_time = for_running(history=history, arch="lenet", elapsed=60.0)
     assert on_time.finish_in_seconds == 180.0
     assert on_time.summary == (
         "expected to finish in about 3 min (a typical evaluation takes 4 min: "
-        "the last evaluation of this suite)"
+        "the last one of this suite)"
     )
-    late = for_running(durations=[240.0], elapsed=300.0)
+    late = for_running(history=history, arch="lenet", elapsed=300.0)
     assert late.finish_in_seconds is None and late.summary.startswith("taking longer than usual")
 
 
@@ -81,6 +103,6 @@ def test_api_and_page_show_the_estimate_of_a_queued_and_a_running_submission(set
 
     page = client.get(f"/submissions/{queued}").text
     assert "expected to start in about 3 min" in page
-    assert "median of the last 3 evaluations of this suite" in page
+    assert "a typical lenet evaluation takes 5 min: the median of the last 3 of this suite" in page
     done = client.get("/api/submissions/1").json()
     assert done["status"] == "finished" and done["estimate"] is None
