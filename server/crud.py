@@ -190,11 +190,13 @@ def queue_position(*, session: Session, submission: Submission) -> int | None:
     return int(ahead or 0) + 1
 
 
-def recent_runs(*, session: Session, suite: str, limit: int) -> list[tuple[str, float]]:
-    """(architecture, seconds from start to finish) of the latest ``limit`` finished
-    evaluations of ``suite``, newest first."""
+def recent_runs(
+    *, session: Session, suite: str, limit: int
+) -> list[tuple[str, bool, float]]:
+    """(architecture, certified, seconds from start to finish) of the latest ``limit``
+    finished evaluations of ``suite``, newest first."""
     rows = session.execute(
-        select(Submission.arch, Submission.started_at, Submission.finished_at)
+        select(Submission.arch, Submission.sigma, Submission.started_at, Submission.finished_at)
         .where(
             Submission.status == Status.FINISHED,
             Submission.suite == suite,
@@ -204,31 +206,36 @@ def recent_runs(*, session: Session, suite: str, limit: int) -> list[tuple[str, 
         .order_by(Submission.finished_at.desc())
         .limit(limit)
     )
-    return [(arch, (finished - started).total_seconds()) for arch, started, finished in rows]
+    return [
+        (arch, sigma is not None, (finished - started).total_seconds())
+        for arch, sigma, started, finished in rows
+    ]
 
 
-def queued_ahead(*, session: Session, submission: Submission) -> list[str]:
-    """Architectures of the queued submissions before this one, in queue order."""
-    return list(
-        session.scalars(
-            select(Submission.arch)
-            .where(Submission.status == Status.QUEUED, Submission.id < submission.id)
-            .order_by(Submission.id)
-        )
+def queued_ahead(*, session: Session, submission: Submission) -> list[tuple[str, bool]]:
+    """(architecture, certified) of the queued submissions before this one, in queue order."""
+    rows = session.execute(
+        select(Submission.arch, Submission.sigma)
+        .where(Submission.status == Status.QUEUED, Submission.id < submission.id)
+        .order_by(Submission.id)
     )
+    return [(arch, sigma is not None) for arch, sigma in rows]
 
 
-def running_now(*, session: Session) -> list[tuple[str, float]]:
-    """(architecture, seconds since it started) of each evaluation a live worker holds."""
+def running_now(*, session: Session) -> list[tuple[str, bool, float]]:
+    """(architecture, certified, seconds since it started) of each evaluation a live worker
+    holds."""
     now = utcnow()
     rows = session.execute(
-        select(Submission.arch, Submission.started_at).where(
+        select(Submission.arch, Submission.sigma, Submission.started_at).where(
             Submission.status == Status.RUNNING,
             Submission.lease_expires > now,
             Submission.started_at.is_not(None),
         )
     )
-    return [(arch, (now - started).total_seconds()) for arch, started in rows]
+    return [
+        (arch, sigma is not None, (now - started).total_seconds()) for arch, sigma, started in rows
+    ]
 
 
 # --- worker side: leases, progress, results ----------------------------------------------

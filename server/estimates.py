@@ -2,10 +2,12 @@
 
 The night before a deadline a team wants to know when its results will arrive, not only its
 place in the queue. A typical evaluation is the median duration of recent finished ones in
-the same suite, for the same architecture where there are enough of them (a WideResNet-34-10
-takes many times a LeNet's time), else for all. The submissions ahead are handed, first come
-first served, to the workers busy now (at least one), each of which frees up when its current
-evaluation would typically end. It remains an estimate, and the pages say so.
+the same suite, for the same kind of model where there are enough of them — the same
+architecture, with or without a σ to certify (a WideResNet-34-10 takes many times a LeNet's
+time, and certification often more than all the attacks) — else for all. The submissions
+ahead are handed, first come first served, to the workers busy now (at least one), each of
+which frees up when its current evaluation would typically end. It remains an estimate, and
+the pages say so.
 """
 
 import heapq
@@ -16,46 +18,57 @@ from server.schemas import WaitEstimate
 
 #: How many of the latest finished evaluations a typical duration is taken from.
 RECENT = 20
-#: How many of one architecture make its own median worth more than the suite's.
-SAME_ARCH = 3
+#: How many of one kind make its own median worth more than the suite's.
+SAME_KIND = 3
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What an evaluation's duration depends on most: the network, and certification."""
+
+    arch: str
+    certified: bool
+
+    def __str__(self) -> str:
+        return f"{self.arch} evaluation" + (" with certification" if self.certified else "")
 
 
 @dataclass(frozen=True)
 class Typical:
     seconds: float
     based_on: int
-    arch: str | None  # None: all architectures of the suite
+    kind: Kind | None  # None: every kind of the suite
 
 
 @dataclass(frozen=True)
 class History:
-    """Recent finished evaluations of one suite, newest first: (architecture, seconds)."""
+    """Recent finished evaluations of one suite, newest first: (kind, seconds)."""
 
-    runs: list[tuple[str, float]]
+    runs: list[tuple[Kind, float]]
 
-    def typical(self, arch: str) -> Typical:
-        same = [seconds for name, seconds in self.runs if name == arch][:RECENT]
-        if len(same) >= SAME_ARCH:
-            return Typical(statistics.median(same), len(same), arch)
+    def typical(self, kind: Kind) -> Typical:
+        same = [seconds for other, seconds in self.runs if other == kind][:RECENT]
+        if len(same) >= SAME_KIND:
+            return Typical(statistics.median(same), len(same), kind)
         latest = [seconds for _, seconds in self.runs[:RECENT]]
         return Typical(statistics.median(latest), len(latest), None)
 
 
 def for_queued(
-    *, history: History, arch: str, ahead: list[str], running: list[tuple[str, float]]
+    *, history: History, kind: Kind, ahead: list[Kind], running: list[tuple[Kind, float]]
 ) -> WaitEstimate | None:
-    """A queued ``arch`` submission behind ``ahead`` (their architectures, in queue order),
-    while the busy workers run ``running`` (architecture, seconds since it started)."""
+    """A queued submission of ``kind`` behind ``ahead`` (their kinds, in queue order), while
+    the busy workers run ``running`` (kind, seconds since it started)."""
     if not history.runs:
         return None
     # Each worker is free when its current evaluation would typically end (idle: now).
-    free_at = [max(history.typical(name).seconds - elapsed, 0.0) for name, elapsed in running]
+    free_at = [max(history.typical(other).seconds - elapsed, 0.0) for other, elapsed in running]
     free_at = free_at or [0.0]
     heapq.heapify(free_at)
-    for name in ahead:
-        heapq.heappush(free_at, heapq.heappop(free_at) + history.typical(name).seconds)
+    for other in ahead:
+        heapq.heappush(free_at, heapq.heappop(free_at) + history.typical(other).seconds)
     start = heapq.heappop(free_at)
-    own = history.typical(arch)
+    own = history.typical(kind)
     return WaitEstimate(
         typical_seconds=own.seconds,
         based_on=own.based_on,
@@ -66,11 +79,11 @@ def for_queued(
     )
 
 
-def for_running(*, history: History, arch: str, elapsed: float) -> WaitEstimate | None:
-    """An ``arch`` submission under evaluation for ``elapsed`` seconds."""
+def for_running(*, history: History, kind: Kind, elapsed: float) -> WaitEstimate | None:
+    """A submission of ``kind`` under evaluation for ``elapsed`` seconds."""
     if not history.runs:
         return None
-    own = history.typical(arch)
+    own = history.typical(kind)
     left = own.seconds - elapsed
     return WaitEstimate(
         typical_seconds=own.seconds,
@@ -89,14 +102,13 @@ def _within(seconds: float) -> str:
 
 
 def _basis(typical: Typical) -> str:
-    kind = f"{typical.arch} evaluation" if typical.arch else "evaluation"
     if typical.based_on == 1:
         runs = "the last one"
-    elif typical.arch:
+    elif typical.kind:
         runs = f"the median of the last {typical.based_on}"
     else:
         runs = f"the median of the last {typical.based_on} evaluations"
-    return f"a typical {kind} takes {about(typical.seconds)}: {runs} of this suite"
+    return f"a typical {typical.kind or 'evaluation'} takes {about(typical.seconds)}: {runs} of this suite"
 
 
 def about(seconds: float) -> str:

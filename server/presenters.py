@@ -52,20 +52,23 @@ def _estimate(
 ) -> WaitEstimate | None:
     if submission.status not in (Status.QUEUED, Status.RUNNING):
         return None
-    # Enough history for a median per architecture among the recent runs of every kind.
-    history = estimates.History(
-        crud.recent_runs(session=session, suite=submission.suite, limit=10 * estimates.RECENT)
-    )
+    Kind = estimates.Kind
+    kind = Kind(submission.arch, submission.sigma is not None)
+    # Enough history for a median per kind among the recent runs of every kind.
+    runs = crud.recent_runs(session=session, suite=submission.suite, limit=10 * estimates.RECENT)
+    history = estimates.History([(Kind(arch, cert), seconds) for arch, cert, seconds in runs])
     if position is not None:
+        ahead = crud.queued_ahead(session=session, submission=submission)
+        running = crud.running_now(session=session)
         return estimates.for_queued(
             history=history,
-            arch=submission.arch,
-            ahead=crud.queued_ahead(session=session, submission=submission),
-            running=crud.running_now(session=session),
+            kind=kind,
+            ahead=[Kind(arch, cert) for arch, cert in ahead],
+            running=[(Kind(arch, cert), elapsed) for arch, cert, elapsed in running],
         )
     if submission.status == Status.RUNNING and submission.started_at is not None:
         elapsed = (utcnow() - submission.started_at).total_seconds()
-        return estimates.for_running(history=history, arch=submission.arch, elapsed=elapsed)
+        return estimates.for_running(history=history, kind=kind, elapsed=elapsed)
     return None
 
 

@@ -6,25 +6,28 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.db import session_scope
-from server.estimates import History, about, for_queued, for_running
+from server.estimates import History, Kind, about, for_queued, for_running
 from server.main import create_app
 from server.tables import Status, utcnow
 from tests.server.test_pages import add_submission, team
 
+LENET = Kind("lenet", certified=False)
+WRN = Kind("wrn-34-10", certified=False)
+
 
 def test_no_history_no_estimate():
     empty = History([])
-    assert for_queued(history=empty, arch="lenet", ahead=["lenet"], running=[]) is None
-    assert for_running(history=empty, arch="lenet", elapsed=10.0) is None
+    assert for_queued(history=empty, kind=LENET, ahead=[LENET], running=[]) is None
+    assert for_running(history=empty, kind=LENET, elapsed=10.0) is None
 
 
 def test_queue_is_served_first_come_first_served_by_the_busy_workers():
-    history = History([("lenet", 100.0), ("lenet", 300.0), ("lenet", 200.0)])  # median 200 s
+    history = History([(LENET, 100.0), (LENET, 300.0), (LENET, 200.0)])  # median 200 s
 
     def queued(ahead: int, elapsed: list[float]):
         return for_queued(
-            history=history, arch="lenet", ahead=["lenet"] * ahead,
-            running=[("lenet", e) for e in elapsed],
+            history=history, kind=LENET, ahead=[LENET] * ahead,
+            running=[(LENET, e) for e in elapsed],
         )
 
     one = queued(0, [50.0])
@@ -40,28 +43,34 @@ def test_queue_is_served_first_come_first_served_by_the_busy_workers():
     assert overdue.start_in_seconds == 0.0 and overdue.summary.startswith("expected to start now")
 
 
-def test_each_architecture_has_its_own_typical_time_once_it_has_enough_runs():
-    history = History([("wrn-34-10", 1000.0), ("lenet", 10.0)] * 3 + [("resnet20", 70.0)])
-    behind_a_wrn = for_queued(history=history, arch="lenet", ahead=["wrn-34-10"], running=[])
+def test_each_kind_of_model_has_its_own_typical_time_once_it_has_enough_runs():
+    certified = Kind("lenet", certified=True)
+    history = History(
+        [(WRN, 1000.0), (LENET, 10.0), (certified, 400.0)] * 3 + [(Kind("resnet20", False), 70.0)]
+    )
+    behind_a_wrn = for_queued(history=history, kind=LENET, ahead=[WRN], running=[])
     assert (behind_a_wrn.start_in_seconds, behind_a_wrn.finish_in_seconds) == (1000.0, 1010.0)
     assert behind_a_wrn.summary.endswith(
         "(a typical lenet evaluation takes 10 s: the median of the last 3 of this suite)"
     )
-    # One resnet20 run is not enough: the suite's median of all 7 (70 s) stands in.
-    rare = for_running(history=history, arch="resnet20", elapsed=20.0)
-    assert (rare.typical_seconds, rare.based_on, rare.finish_in_seconds) == (70.0, 7, 50.0)
-    assert "a typical evaluation takes 70 s: the median of the last 7 evaluations" in rare.summary
+    with_sigma = for_queued(history=history, kind=certified, ahead=[], running=[(WRN, 100.0)])
+    assert (with_sigma.start_in_seconds, with_sigma.finish_in_seconds) == (900.0, 1300.0)
+    assert "a typical lenet evaluation with certification takes 7 min" in with_sigma.summary
+    # One resnet20 run is not enough: the suite's median of all 10 (400 s) stands in.
+    rare = for_running(history=history, kind=Kind("resnet20", False), elapsed=20.0)
+    assert (rare.typical_seconds, rare.based_on, rare.finish_in_seconds) == (400.0, 10, 380.0)
+    assert "a typical evaluation takes 7 min: the median of the last 10 evaluations" in rare.summary
 
 
 def test_running_submission_counts_down_then_admits_it_is_late():
-    history = History([("lenet", 240.0)])
-    on_time = for_running(history=history, arch="lenet", elapsed=60.0)
+    history = History([(LENET, 240.0)])
+    on_time = for_running(history=history, kind=LENET, elapsed=60.0)
     assert on_time.finish_in_seconds == 180.0
     assert on_time.summary == (
         "expected to finish in about 3 min (a typical evaluation takes 4 min: "
         "the last one of this suite)"
     )
-    late = for_running(history=history, arch="lenet", elapsed=300.0)
+    late = for_running(history=history, kind=LENET, elapsed=300.0)
     assert late.finish_in_seconds is None and late.summary.startswith("taking longer than usual")
 
 
