@@ -1,10 +1,10 @@
 """FastAPI dependencies as typed aliases, so route signatures stay one line each."""
 
-import functools
 import re
 from typing import Annotated
 
 import anyio
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Header, HTTPException, Path, Query
 from sqlalchemy.orm import Session
 
@@ -34,11 +34,19 @@ async def current_settings() -> Settings:
 SettingsDep = Annotated[Settings, Depends(current_settings)]
 
 
-@functools.cache
+# Two threads read boards; more requests wait their turn in the event loop, in order, instead
+# of dozens of threads contending for the interpreter lock (the tail latency). One limiter per
+# event loop, as anyio keeps its own default thread limiter.
+_BOARD_READERS: RunVar[anyio.CapacityLimiter] = RunVar("board_readers")
+
+
 def _board_readers() -> anyio.CapacityLimiter:
-    # A few threads read boards; more requests wait their turn in the event loop, in order,
-    # instead of dozens of threads contending for the interpreter lock (the tail latency).
-    return anyio.CapacityLimiter(2)
+    try:
+        return _BOARD_READERS.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(2)
+        _BOARD_READERS.set(limiter)
+        return limiter
 
 
 async def published_board(
