@@ -61,12 +61,13 @@ def for_queued(
     the busy workers run ``running`` (kind, seconds since it started)."""
     if not history.runs:
         return None
+    # One median per kind, however long the queue (the page asks again every second).
+    seconds = {k: history.typical(k).seconds for k in {*ahead, *(k for k, _ in running)}}
     # Each worker is free when its current evaluation would typically end (idle: now).
-    free_at = [max(history.typical(other).seconds - elapsed, 0.0) for other, elapsed in running]
-    free_at = free_at or [0.0]
+    free_at = [max(seconds[other] - elapsed, 0.0) for other, elapsed in running] or [0.0]
     heapq.heapify(free_at)
     for other in ahead:
-        heapq.heappush(free_at, heapq.heappop(free_at) + history.typical(other).seconds)
+        heapq.heappush(free_at, heapq.heappop(free_at) + seconds[other])
     start = heapq.heappop(free_at)
     own = history.typical(kind)
     return WaitEstimate(
