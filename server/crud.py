@@ -178,18 +178,6 @@ def team_submissions(*, session: Session, team_id: int) -> list[Submission]:
     )
 
 
-def queue_position(*, session: Session, submission: Submission) -> int | None:
-    """1 for the next submission a worker will take, None unless queued."""
-    if submission.status != Status.QUEUED:
-        return None
-    ahead = session.scalar(
-        select(func.count(Submission.id)).where(
-            Submission.status == Status.QUEUED, Submission.id < submission.id
-        )
-    )
-    return int(ahead or 0) + 1
-
-
 def recent_runs(
     *, session: Session, suite: str, limit: int
 ) -> list[tuple[str, bool, float]]:
@@ -213,7 +201,8 @@ def recent_runs(
 
 
 def queued_ahead(*, session: Session, submission: Submission) -> list[tuple[str, bool]]:
-    """(architecture, certified) of the queued submissions before this one, in queue order."""
+    """(architecture, certified) of the queued submissions before this one, in queue order;
+    one more than their number is its place in the queue (1: the next a worker takes)."""
     rows = session.execute(
         select(Submission.arch, Submission.sigma)
         .where(Submission.status == Status.QUEUED, Submission.id < submission.id)

@@ -23,7 +23,12 @@ def present_submission(
         error = PUBLIC_FAILURE
     elif not owner:
         error = None
-    position = crud.queue_position(session=session, submission=submission)
+    # The submissions a queued one waits behind give both its place and its wait estimate.
+    ahead = (
+        crud.queued_ahead(session=session, submission=submission)
+        if submission.status == Status.QUEUED
+        else None
+    )
     return SubmissionPublic(
         id=submission.id,
         team=submission.team.name,
@@ -34,9 +39,9 @@ def present_submission(
         sha256=submission.sha256 if owner else "",
         suite=submission.suite,
         status=submission.status,
-        queue_position=position,
+        queue_position=None if ahead is None else len(ahead) + 1,
         progress=Progress(**submission.progress) if submission.progress else None,
-        estimate=_estimate(session, submission, position),
+        estimate=_estimate(session, submission, ahead),
         results=results,
         score=score_of(results, settings.score_weights()) if results else None,
         error=error,
@@ -48,7 +53,7 @@ def present_submission(
 
 
 def _estimate(
-    session: Session, submission: Submission, position: int | None
+    session: Session, submission: Submission, ahead: list[tuple[str, bool]] | None
 ) -> WaitEstimate | None:
     if submission.status not in (Status.QUEUED, Status.RUNNING):
         return None
@@ -57,8 +62,7 @@ def _estimate(
     # Enough history for a median per kind among the recent runs of every kind.
     runs = crud.recent_runs(session=session, suite=submission.suite, limit=10 * estimates.RECENT)
     history = estimates.History([(Kind(arch, cert), seconds) for arch, cert, seconds in runs])
-    if position is not None:
-        ahead = crud.queued_ahead(session=session, submission=submission)
+    if ahead is not None:
         running = crud.running_now(session=session)
         return estimates.for_queued(
             history=history,
