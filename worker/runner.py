@@ -25,6 +25,7 @@ from server.config import Settings, get_settings
 from server.db import session_scope
 from server.storage import upload_path
 from server.tables import Submission
+from worker.engine.suites import get_suite
 from worker.sandbox import MODEL_FAULT
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,9 @@ log = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def stages_for(submission: Submission, suite: str) -> list[str]:
-    stages = ["natural", "fgsm", "pgd_linf", "pgd_l2"]
-    if suite == "robustbench":
-        stages.append("autoattack")
-    if submission.sigma is not None:
-        stages.append("smoothing")
-    return stages
+def stages_for(submission: Submission) -> list[str]:
+    """The stages the engine will report for this submission, in its order."""
+    return get_suite(submission.suite).stages(certify=submission.sigma is not None)
 
 
 @dataclass
@@ -169,7 +166,7 @@ def run_submission(submission_id: int, *, settings: Settings | None = None) -> s
             return "skipped"
         submission = crud.get_submission(session=session, submission_id=submission_id)
         assert submission is not None
-        stages = stages_for(submission, submission.suite)
+        stages = stages_for(submission)
         command_args = submission
 
     heartbeat = Heartbeat(submission_id, WORKER_ID, settings, stages)

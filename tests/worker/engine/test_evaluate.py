@@ -135,3 +135,41 @@ def test_an_empty_batch_or_a_bad_sigma_is_refused():
         evaluate(model, images[:0], labels[:0], get_suite("smoke"))
     with pytest.raises(ValueError):
         evaluate(model, images, labels, get_suite("smoke"), sigma=0.0)
+
+
+@pytest.mark.parametrize("suite_name", ["smoke", "class", "robustbench"])
+@pytest.mark.parametrize("sigma", [None, 0.25])
+def test_declared_stage_order_is_the_order_the_engine_reports(suite_name, sigma):
+    """The runner announces ``Suite.stages`` before the child starts; the page marks earlier
+    stages done from it, so it must match what the engine really runs, in order."""
+    model, images, labels = linear_problem(n=2, confidence=1.0)
+    suite = get_suite(suite_name)
+    quick = {"steps": 2, "restarts": 1, "targets": 1}
+    suite = dataclasses.replace(  # same stages, small budgets that break every image early
+        suite,
+        pgd_linf=dataclasses.replace(suite.pgd_linf, **quick),
+        pgd_l2=dataclasses.replace(suite.pgd_l2, **quick),
+        smoothing=dataclasses.replace(suite.smoothing, n0=16, n=64, predict_n=32, images=2),
+    )
+    if suite.autoattack is not None:
+        suite = dataclasses.replace(
+            suite, autoattack=dataclasses.replace(suite.autoattack, linf_eps=32 / 255, l2_eps=4.0)
+        )
+    seen: list[str] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not seen or seen[-1] != stage:
+            seen.append(stage)
+
+    evaluate(model, images, labels, suite, sigma=sigma, seed=0, progress=progress)
+    assert seen == suite.stages(certify=sigma is not None)
+
+
+def test_the_runner_announces_smoothing_before_autoattack():
+    from server.tables import Submission
+    from worker.runner import stages_for
+
+    submission = Submission(suite="robustbench", sigma=0.25)
+    assert stages_for(submission) == [
+        "natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack"
+    ]
