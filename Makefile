@@ -28,3 +28,10 @@ test: $(VENV)/.test-installed
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
+
+# Every benchmark with its defaults (reads the real data in ../shared/data or ARENA_SHARED_DATA).
+bench: $(VENV)/.test-installed
+	$(BIN)/python bench/attacks.py
+	$(BIN)/python bench/certify.py
+	$(BIN)/python bench/suite.py
+	$(BIN)/python bench/api.py
