@@ -236,6 +236,8 @@ def _audit_program(program: Any, deadline: Deadline) -> None:
     graph_module = _field(program, "graph_module", dict, "the program")
     if program.get("guards_code"):
         raise _refuse("it carries guards code, which would be compiled into Python on load.")
+    graph = _field(graph_module, "graph", dict, "graph_module")
+    _audit_nodes(_field(graph, "nodes", list, "graph_module.graph"))
     for key, value, parent in _walk(program, deadline):
         if key == "target" and "inputs" in parent:
             _operator(value)
@@ -248,8 +250,6 @@ def _audit_program(program: Any, deadline: Deadline) -> None:
         elif key == "name" and "target" in parent:
             if not (isinstance(value, str) and _IDENTIFIER.fullmatch(value)):
                 raise _refuse(f"it has a node named {value!r}, which is not an identifier.")
-    graph = _field(graph_module, "graph", dict, "graph_module")
-    _audit_nodes(_field(graph, "nodes", list, "graph_module.graph"))
     _audit_input(graph_module, graph, program.get("range_constraints") or {})
 
 

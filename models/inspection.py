@@ -188,9 +188,7 @@ def _inspect_safetensors(handle: BinaryIO, size: int) -> None:
     except RecursionError:
         raise CheckpointError("Refused: the safetensors header is nested too deeply.") from None
     except ValueError:  # undecodable bytes, invalid JSON, a number of thousands of digits
-        raise CheckpointError(
-            "The safetensors header is not valid JSON: the file is damaged."
-        ) from None
+        raise CheckpointError("The safetensors header is not valid JSON: the file is damaged.") from None
     if not isinstance(header, dict):
         raise CheckpointError("The safetensors header is not a JSON object: the file is damaged.")
     payload = size - 8 - header_size
