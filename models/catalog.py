@@ -123,7 +123,8 @@ CATALOG: dict[str, ArchitectureInfo] = {
                 "raised from 0.01 to 1."
             ),
             reference=(
-                "konpanousis/Adversarial-LWTA-AutoAttack (models/wideresnet_lwta.py, models/layers/layers.py)"
+                "konpanousis/Adversarial-LWTA-AutoAttack (models/wideresnet_lwta.py, "
+                "models/layers/layers.py)"
             ),
         ),
         ArchitectureInfo(
