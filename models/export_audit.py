@@ -174,7 +174,14 @@ def _check_depth(value: Any, member: str, deadline: Deadline) -> None:
             stack.extend((child, depth + 1) for child in item)
 
 
-_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "a boolean"}
+_TYPE_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+}
 
 
 def _describe(value: Any) -> str:
