@@ -29,7 +29,14 @@ from typing import Any
 
 from models.archives import audit_torch_zip, open_checked_zip, read_entry
 from models.errors import CheckpointError
-from models.limits import CHECK_EVERY, MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_PICKLE_BYTES, Deadline
+from models.limits import (
+    CHECK_EVERY,
+    MAX_CONFIG_BYTES,
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_PICKLE_BYTES,
+    Deadline,
+)
 from models.operators import (
     DEVICE_TYPES,
     IN_PLACE,
@@ -131,7 +138,7 @@ def audit_export_archive(archive: zipfile.ZipFile, deadline: Deadline | None = N
             except CheckpointError as error:
                 reason = str(error).splitlines()[0]
                 raise _refuse(f"its sample inputs are not plain tensors. {reason}") from None
-    program = _load_json(archive, root + "models/model.json", deadline)
+    program = _load_json(archive, root + "models/model.json", MAX_JSON_BYTES)
     _audit_program(program, deadline)
 
 
@@ -145,20 +152,19 @@ def _describe_entry(entry: str) -> str:
     return "which torch.export.save does not write for a plain network."
 
 
-def _load_json(archive: zipfile.ZipFile, name: str, deadline: Deadline) -> Any:
+def _load_json(archive: zipfile.ZipFile, name: str, limit: int) -> Any:
     member = name.split("/", 1)[1]
     try:
-        value = json.loads(read_entry(archive, name, MAX_JSON_BYTES))
+        return json.loads(read_entry(archive, name, limit))
     except RecursionError:
         raise _refuse(f"{member} is nested too deeply.") from None
     except ValueError:  # undecodable bytes, invalid JSON, a number of thousands of digits
         raise _refuse(f"{member} is not valid JSON.") from None
-    _check_depth(value, member, deadline)
-    return value
 
 
-def _check_depth(value: Any, member: str, deadline: Deadline) -> None:
-    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH`` (torch's reader recurses)."""
+def _containers(value: Any, member: str, deadline: Deadline) -> Iterator[Any]:
+    """Every object and list in ``value``, refusing nesting deeper than ``MAX_JSON_DEPTH``
+    (torch's reader recurses) and checking the time budget as it goes."""
     stack = [(value, 1)]
     steps = 0
     while stack:
@@ -168,10 +174,9 @@ def _check_depth(value: Any, member: str, deadline: Deadline) -> None:
             deadline.check()
         if depth > MAX_JSON_DEPTH:
             raise _refuse(f"{member} is nested more than {MAX_JSON_DEPTH} levels deep.")
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
+        yield item
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 _TYPE_NAMES = {
@@ -204,7 +209,9 @@ def _audit_payload_config(
     archive: zipfile.ZipFile, root: str, config: str, entries: set[str], deadline: Deadline
 ) -> None:
     folder, _, _ = config.rpartition("/")
-    payload = _load_json(archive, root + config, deadline)
+    payload = _load_json(archive, root + config, MAX_CONFIG_BYTES)
+    for _ in _containers(payload, config, deadline):
+        pass
     items = payload.get("config") if isinstance(payload, dict) else None
     if not isinstance(items, dict):
         raise _refuse(f"{config} is not a payload configuration.")
@@ -221,22 +228,6 @@ def _audit_payload_config(
             raise _refuse(f"{fqn!r} points at {path!r}, which the archive lacks.")
 
 
-def _walk(value: Any, deadline: Deadline) -> Iterator[tuple[str, Any, dict]]:
-    stack = [value]
-    steps = 0
-    while stack:
-        item = stack.pop()
-        steps += 1
-        if steps % CHECK_EVERY == 0:
-            deadline.check()
-        if isinstance(item, dict):
-            for key, child in item.items():
-                yield key, child, item
-                stack.append(child)
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
 def _audit_program(program: Any, deadline: Deadline) -> None:
     if not isinstance(program, dict):
         raise _refuse(f"models/model.json is {_describe(program)}, not an exported program.")
@@ -245,19 +236,30 @@ def _audit_program(program: Any, deadline: Deadline) -> None:
         raise _refuse("it carries guards code, which would be compiled into Python on load.")
     graph = _field(graph_module, "graph", dict, "graph_module")
     _audit_nodes(_field(graph, "nodes", list, "graph_module.graph"))
-    for key, value, parent in _walk(program, deadline):
-        if key == "target" and "inputs" in parent:
-            _operator(value)
-        elif key in ("as_operator", "as_graph", "as_custom_obj", "as_strings"):
-            raise _refuse(f"a node passes {key[3:]!r} as an argument; only tensors and numbers are accepted.")
-        elif key == "expr_str":
-            _audit_expression(value)
-        elif key == "custom_obj_values" and value:
-            raise _refuse("it uses custom (torchbind) objects; only tensors are accepted.")
-        elif key == "name" and "target" in parent:
-            if not (isinstance(value, str) and _IDENTIFIER.fullmatch(value)):
-                raise _refuse(f"it has a node named {value!r}, which is not an identifier.")
+    for item in _containers(program, "models/model.json", deadline):
+        if isinstance(item, dict):
+            _audit_object(item)
     _audit_input(graph_module, graph, program.get("range_constraints") or {})
+
+
+def _audit_object(item: dict) -> None:
+    """What any object of the program may hold, wherever it is (nested graphs included)."""
+    if "target" in item and "inputs" in item:
+        _operator(item["target"])
+        name = item.get("name")
+        if name is not None and not (isinstance(name, str) and _IDENTIFIER.fullmatch(name)):
+            raise _refuse(f"it has a node named {name!r}, which is not an identifier.")
+    refused = _REFUSED_ARGUMENTS.intersection(item)
+    if refused:
+        kind = min(refused)[3:]
+        raise _refuse(f"a node passes {kind!r} as an argument; only tensors and numbers are accepted.")
+    if "expr_str" in item:
+        _audit_expression(item["expr_str"])
+    if item.get("custom_obj_values"):
+        raise _refuse("it uses custom (torchbind) objects; only tensors are accepted.")
+
+
+_REFUSED_ARGUMENTS = frozenset({"as_operator", "as_graph", "as_custom_obj", "as_strings"})
 
 
 # --- operators ----------------------------------------------------------------------------

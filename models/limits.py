@@ -22,8 +22,10 @@ MAX_STACK = 20_000
 MAX_NESTING = 100
 """Containers under construction at once (open MARKs): how deep a pickle nests its data."""
 
-MAX_JSON_BYTES = 16 * 2**20
-"""One JSON member of a .pt2 archive (model.json, the weight and constant configurations)."""
+MAX_JSON_BYTES = 8 * 2**20
+"""The program of a .pt2 archive (models/model.json): ten times the LWTA network's."""
+MAX_CONFIG_BYTES = 2 * 2**20
+"""Each weight or constant configuration of a .pt2 archive (the LWTA network's: 88 KB)."""
 MAX_JSON_DEPTH = 64
 MAX_SAFETENSORS_HEADER = 16 * 2**20
 
