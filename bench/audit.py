@@ -119,6 +119,16 @@ def declared_50_gib() -> bytes:
     return data + b"\x00" * (117 - len(data))
 
 
+def legacy_stream() -> bytes:
+    """The pre-zip torch format: magic number, protocol, system info, then two big pickles."""
+    import pickle
+
+    from models.inspection import LEGACY_MAGIC
+
+    head = pickle.dumps(LEGACY_MAGIC, 2) + pickle.dumps(1001, 2) + pickle.dumps({}, 2)
+    return head + opcodes(MAX_OPCODES * 6 // 10) * 2
+
+
 def many_entries() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
@@ -194,7 +204,8 @@ CASES: dict[str, Callable[[Path], bytes]] = {
         opcodes(1000), STORED, extra=UPLOAD_LIMIT - 2**20
     ),
     f"zip of {MAX_ENTRIES:,} entries": lambda tmp: many_entries(),
-    ".pt2 whose graph fills the JSON bound (16 MiB)": lambda tmp: exported_program(
+    "legacy stream, two pickles of 0.6 x the opcode bound": lambda tmp: legacy_stream(),
+    f".pt2 whose graph fills the JSON bound ({MAX_JSON_BYTES // 2**20} MiB)": lambda tmp: exported_program(
         tmp / "long.pt2", long_graph
     ),
     ".pt2 with 200 000 levels of nesting": lambda tmp: exported_program(

@@ -19,7 +19,7 @@ from models.limits import (
     MAX_PICKLE_BYTES,
     MAX_RATIO,
     MAX_UNPACKED_BYTES,
-    Deadline,
+    Budget,
 )
 from models.pickle_audit import audit_pickle
 
@@ -85,7 +85,7 @@ def read_entry(archive: zipfile.ZipFile, name: str, limit: int = MAX_ENTRY_BYTES
         raise CheckpointError(f"The archive entry {name!r} is damaged ({error}).") from None
 
 
-def audit_torch_zip(archive: zipfile.ZipFile, deadline: Deadline | None = None) -> None:
+def audit_torch_zip(archive: zipfile.ZipFile, budget: Budget | None = None) -> None:
     """Audit the one pickle of a ``torch.save`` zip archive (opened by ``open_checked_zip``)."""
     pickles = [name for name in archive.namelist() if name.rsplit("/", 1)[-1] == "data.pkl"]
     if len(pickles) != 1:
@@ -96,4 +96,4 @@ def audit_torch_zip(archive: zipfile.ZipFile, deadline: Deadline | None = None) 
     data = read_entry(archive, pickles[0], MAX_PICKLE_BYTES)
     if not data:
         raise CheckpointError("The checkpoint's data.pkl is empty: the file is damaged.")
-    audit_pickle(data, deadline)
+    audit_pickle(data, budget)

@@ -35,7 +35,7 @@ from models.limits import (
     MAX_JSON_BYTES,
     MAX_JSON_DEPTH,
     MAX_PICKLE_BYTES,
-    Deadline,
+    Budget,
 )
 from models.operators import (
     DEVICE_TYPES,
@@ -107,9 +107,9 @@ def _refuse(reason: str) -> CheckpointError:
     return CheckpointError(f"Refused torch.export archive: {reason}\n{HOW_TO_EXPORT}")
 
 
-def audit_export_archive(archive: zipfile.ZipFile, deadline: Deadline | None = None) -> None:
+def audit_export_archive(archive: zipfile.ZipFile, budget: Budget | None = None) -> None:
     """Raise CheckpointError unless ``archive`` is a plain, safe torch.export program."""
-    deadline = deadline or Deadline()
+    budget = budget or Budget()
     names = archive.namelist()
     roots = {name.split("/", 1)[0] for name in names}
     if len(roots) != 1 or any("/" not in name for name in names):
@@ -129,17 +129,17 @@ def audit_export_archive(archive: zipfile.ZipFile, deadline: Deadline | None = N
         "data/constants/model_constants_config.json",
     ):
         if config in entries:
-            _audit_payload_config(archive, root, config, entries, deadline)
+            _audit_payload_config(archive, root, config, entries, budget)
     if "data/sample_inputs/model.pt" in entries:
         sample = read_entry(archive, root + "data/sample_inputs/model.pt", MAX_PICKLE_BYTES)
         if sample:
             try:
-                audit_torch_zip(open_checked_zip(BytesIO(sample)), deadline)
+                audit_torch_zip(open_checked_zip(BytesIO(sample)), budget)
             except CheckpointError as error:
                 reason = str(error).splitlines()[0]
                 raise _refuse(f"its sample inputs are not plain tensors. {reason}") from None
     program = _load_json(archive, root + "models/model.json", MAX_JSON_BYTES)
-    _audit_program(program, deadline)
+    _audit_program(program, budget)
 
 
 def _describe_entry(entry: str) -> str:
@@ -162,7 +162,7 @@ def _load_json(archive: zipfile.ZipFile, name: str, limit: int) -> Any:
         raise _refuse(f"{member} is not valid JSON.") from None
 
 
-def _containers(value: Any, member: str, deadline: Deadline) -> Iterator[Any]:
+def _containers(value: Any, member: str, budget: Budget) -> Iterator[Any]:
     """Every object and list in ``value``, refusing nesting deeper than ``MAX_JSON_DEPTH``
     (torch's reader recurses) and checking the time budget as it goes."""
     stack = [(value, 1)]
@@ -171,7 +171,7 @@ def _containers(value: Any, member: str, deadline: Deadline) -> Iterator[Any]:
         item, depth = stack.pop()
         steps += 1
         if steps % CHECK_EVERY == 0:
-            deadline.check()
+            budget.check()
         if depth > MAX_JSON_DEPTH:
             raise _refuse(f"{member} is nested more than {MAX_JSON_DEPTH} levels deep.")
         yield item
@@ -206,11 +206,11 @@ def _field(parent: dict, key: str, kind: type, where: str) -> Any:
 
 
 def _audit_payload_config(
-    archive: zipfile.ZipFile, root: str, config: str, entries: set[str], deadline: Deadline
+    archive: zipfile.ZipFile, root: str, config: str, entries: set[str], budget: Budget
 ) -> None:
     folder, _, _ = config.rpartition("/")
     payload = _load_json(archive, root + config, MAX_CONFIG_BYTES)
-    for _ in _containers(payload, config, deadline):
+    for _ in _containers(payload, config, budget):
         pass
     items = payload.get("config") if isinstance(payload, dict) else None
     if not isinstance(items, dict):
@@ -228,7 +228,7 @@ def _audit_payload_config(
             raise _refuse(f"{fqn!r} points at {path!r}, which the archive lacks.")
 
 
-def _audit_program(program: Any, deadline: Deadline) -> None:
+def _audit_program(program: Any, budget: Budget) -> None:
     if not isinstance(program, dict):
         raise _refuse(f"models/model.json is {_describe(program)}, not an exported program.")
     graph_module = _field(program, "graph_module", dict, "the program")
@@ -236,7 +236,7 @@ def _audit_program(program: Any, deadline: Deadline) -> None:
         raise _refuse("it carries guards code, which would be compiled into Python on load.")
     graph = _field(graph_module, "graph", dict, "graph_module")
     _audit_nodes(_field(graph, "nodes", list, "graph_module.graph"))
-    for item in _containers(program, "models/model.json", deadline):
+    for item in _containers(program, "models/model.json", budget):
         if isinstance(item, dict):
             _audit_object(item)
     _audit_input(graph_module, graph, program.get("range_constraints") or {})

@@ -16,7 +16,7 @@ from typing import BinaryIO
 from models.archives import audit_torch_zip, open_checked_zip
 from models.errors import CheckpointError
 from models.export_audit import audit_export_archive
-from models.limits import MAX_SAFETENSORS_HEADER, Deadline
+from models.limits import MAX_SAFETENSORS_HEADER, Budget
 from models.pickle_audit import HOW_TO_SAVE, audit_pickle, bounded_opcodes
 
 
@@ -47,12 +47,12 @@ def inspect_checkpoint(path: Path) -> str:
     size = path.stat().st_size
     if size == 0:
         raise CheckpointError("The file is empty (0 bytes): the upload or the save did not finish.")
-    deadline = Deadline()
+    budget = Budget()
     with path.open("rb") as handle:
         head = handle.read(512)
         handle.seek(0)
         try:
-            return _inspect(handle, head, size, deadline)
+            return _inspect(handle, head, size, budget)
         except CheckpointError:
             raise
         except _MALFORMED as error:  # a safety net: each reader raises CheckpointError itself
@@ -78,17 +78,17 @@ _MALFORMED = (
 )
 
 
-def _inspect(handle: BinaryIO, head: bytes, size: int, deadline: Deadline) -> str:
+def _inspect(handle: BinaryIO, head: bytes, size: int, budget: Budget) -> str:
     if head.startswith(b"PK\x03\x04"):
-        return _inspect_zip(handle, deadline)
+        return _inspect_zip(handle, budget)
     if head[:1] == b"\x80":
-        _inspect_legacy(handle, deadline)
+        _inspect_legacy(handle, budget)
         return CheckpointFormat.TORCH_LEGACY.value
     if _looks_like_safetensors(head, size):
         _inspect_safetensors(handle, size)
         return CheckpointFormat.SAFETENSORS.value
     if zipfile.is_zipfile(handle):
-        return _inspect_zip(handle, deadline)
+        return _inspect_zip(handle, budget)
     raise CheckpointError(_unknown_format_message(head))
 
 
@@ -118,12 +118,12 @@ def _unknown_format_message(head: bytes) -> str:
 # --- zip archives -------------------------------------------------------------------------
 
 
-def _inspect_zip(handle: BinaryIO, deadline: Deadline) -> str:
+def _inspect_zip(handle: BinaryIO, budget: Budget) -> str:
     handle.seek(0)
     archive = open_checked_zip(handle)
     names = archive.namelist()
     if any(name.rsplit("/", 1)[-1] == "archive_format" for name in names):
-        audit_export_archive(archive, deadline)
+        audit_export_archive(archive, budget)
         return CheckpointFormat.TORCH_EXPORT.value
     if "serialized_exported_program.json" in names:
         raise CheckpointError(
@@ -135,31 +135,31 @@ def _inspect_zip(handle: BinaryIO, deadline: Deadline) -> str:
             "This is a TorchScript archive (torch.jit.save), which runs its own code. Upload "
             "the state_dict, or a torch.export .pt2 archive for a custom network.\n" + HOW_TO_SAVE
         )
-    audit_torch_zip(archive, deadline)
+    audit_torch_zip(archive, budget)
     return CheckpointFormat.TORCH_ZIP.value
 
 
 # --- the legacy (non-zip) torch format ----------------------------------------------------
 
 
-def _inspect_legacy(handle: BinaryIO, deadline: Deadline) -> None:
+def _inspect_legacy(handle: BinaryIO, budget: Budget) -> None:
     """The pre-1.6 format is a stream of pickles: magic number, protocol version, system info,
     the object, storage keys, then raw storage bytes. Audit every pickle before the raw bytes."""
-    if _leading_integer(handle, deadline) != LEGACY_MAGIC:
+    if _leading_integer(handle, budget) != LEGACY_MAGIC:
         handle.seek(0)
-        audit_pickle(handle, deadline)
+        audit_pickle(handle, budget)
         raise CheckpointError(
             "This is a plain Python pickle, not a file written by torch.save.\n" + HOW_TO_SAVE
         )
     for _ in range(4):
-        audit_pickle(handle, deadline)
+        audit_pickle(handle, budget)
 
 
-def _leading_integer(handle: BinaryIO, deadline: Deadline) -> object:
+def _leading_integer(handle: BinaryIO, budget: Budget) -> object:
     """The integer that the first pickle of ``handle`` holds, or None if it holds more."""
     value: object = None
     try:
-        for opcode, arg in bounded_opcodes(handle, deadline):
+        for opcode, arg in bounded_opcodes(handle, budget):
             if opcode.name in ("LONG1", "LONG4", "BININT", "BININT1", "BININT2"):
                 value = arg
             elif opcode.name not in ("PROTO", "FRAME", "STOP"):

@@ -1,7 +1,9 @@
 """The hard bounds of the static audit: what one upload may cost the API before it is refused.
 
 Every bound is a count checked as the audit goes, so a hostile file is refused with a reason
-before it costs more; ``Deadline`` is a last resort against a slow host, never the first line.
+before it costs more; the time budget is a last resort against a slow host, never the first
+line. Opcodes and time are counted for the whole file (the legacy format holds several
+pickles); the other bounds hold for each pickle or member.
 Together they keep the worst upload under the default size limit (200 MiB) to about a second
 and well under 200 MB of memory (``bench/audit.py`` measures it). Real checkpoints stay far
 below every bound: a WRN-34-10 state_dict's pickle is about 40 KB and 7,000 opcodes, the
@@ -40,12 +42,15 @@ CHECK_EVERY = 4096
 """How many steps (opcodes, JSON values) pass between two looks at the clock."""
 
 
-class Deadline:
-    """The time budget of one audit; ``check`` refuses the file once it is spent."""
+class Budget:
+    """What one audit may still spend, whatever number of pickles or JSON members the file
+    holds: ``opcodes`` pickle opcodes in all, and ``seconds`` of time, which ``check``
+    (called every ``CHECK_EVERY`` steps) enforces by refusing the file once spent."""
 
-    def __init__(self, seconds: float = TIME_BUDGET_S) -> None:
+    def __init__(self, seconds: float = TIME_BUDGET_S, opcodes: int = MAX_OPCODES) -> None:
         self.seconds = seconds
         self.end = time.monotonic() + seconds
+        self.opcodes = opcodes
 
     def check(self) -> None:
         if time.monotonic() >= self.end:

@@ -31,7 +31,7 @@ from models.limits import (
     MAX_OPCODES,
     MAX_PICKLE_BYTES,
     MAX_STACK,
-    Deadline,
+    Budget,
 )
 
 HOW_TO_SAVE = (
@@ -105,11 +105,11 @@ def _extension_registry() -> CheckpointError:
     )
 
 
-def audit_pickle(data: bytes | BinaryIO, deadline: Deadline | None = None) -> list[str]:
+def audit_pickle(data: bytes | BinaryIO, budget: Budget | None = None) -> list[str]:
     """Raise CheckpointError unless one pickle imports only ``ALLOWED_GLOBALS`` and stays
     within the bounds of ``models.limits``. Returns the names it imports. Never unpickles."""
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
-    names = referenced_globals(stream, deadline or Deadline())
+    names = referenced_globals(stream, budget or Budget())
     refused = [name for name in names if name not in ALLOWED_GLOBALS]
     if refused:
         raise CheckpointError(refusal_message(refused[0], len(set(refused))))
@@ -225,21 +225,25 @@ class _BoundedSource:
         )
 
 
-def bounded_opcodes(stream: BinaryIO, deadline: Deadline) -> Iterator[tuple[pickletools.OpcodeInfo, Any]]:
-    """The opcodes of one pickle (up to its STOP) and their arguments, within the byte,
-    opcode and time bounds. Raises CheckpointError for a malformed pickle."""
+def bounded_opcodes(stream: BinaryIO, budget: Budget) -> Iterator[tuple[pickletools.OpcodeInfo, Any]]:
+    """The opcodes of one pickle (up to its STOP) and their arguments, within the byte bound
+    and the ``budget`` of opcodes and time. Raises CheckpointError for a malformed pickle."""
     opcodes = pickletools.genops(_BoundedSource(stream))
+    count = 0
     try:
-        for count, (opcode, arg, _) in enumerate(opcodes, 1):
-            if count > MAX_OPCODES:
+        for opcode, arg, _ in opcodes:
+            count += 1
+            if count > budget.opcodes:
                 raise _refuse_bound("opcodes", MAX_OPCODES)
             if count % CHECK_EVERY == 0:
-                deadline.check()
+                budget.check()
             yield opcode, arg
     except (ValueError, EOFError) as error:  # genops: unknown opcode, truncated argument
         if isinstance(error, CheckpointError):
             raise
         raise _malformed(str(error)) from None
+    finally:
+        budget.opcodes -= count
 
 
 class _Machine:
@@ -359,7 +363,7 @@ def _effect(opcode: pickletools.OpcodeInfo) -> tuple[bool, int, int]:
 _EFFECTS = {opcode.name: _effect(opcode) for opcode in pickletools.opcodes}
 
 
-def referenced_globals(stream: BinaryIO, deadline: Deadline | None = None) -> list[str]:
+def referenced_globals(stream: BinaryIO, budget: Budget | None = None) -> list[str]:
     """Every name one pickle would import, in order, read from the opcodes of ``stream``.
 
     Reads exactly one pickle (up to its STOP). Raises CheckpointError for a malformed pickle,
@@ -368,7 +372,7 @@ def referenced_globals(stream: BinaryIO, deadline: Deadline | None = None) -> li
     """
     machine = _Machine()
     found: list[str] = []
-    for opcode, arg in bounded_opcodes(stream, deadline or Deadline()):
+    for opcode, arg in bounded_opcodes(stream, budget or Budget()):
         name = opcode.name
         if name in _IMPORTS:
             found.append(machine.imported(name, arg))

@@ -13,7 +13,7 @@ from models import limits
 from models.errors import CheckpointError
 from models.inspection import inspect_checkpoint
 from models.lenet import LeNet
-from models.limits import MAX_MEMO, MAX_NESTING, MAX_OPCODES, MAX_STACK, Deadline
+from models.limits import MAX_MEMO, MAX_NESTING, MAX_OPCODES, MAX_STACK, Budget
 from models.pickle_audit import audit_pickle
 
 PROTO = b"\x80\x04"
@@ -137,8 +137,8 @@ def test_time_budget_is_checked_as_the_audit_goes():
     opcodes), so a slow host cannot turn a bounded audit into a long one."""
     data = _opcodes(limits.CHECK_EVERY + 10)
     with pytest.raises(CheckpointError, match="took longer than 0 s"):
-        audit_pickle(data, Deadline(0))
-    assert audit_pickle(_opcodes(limits.CHECK_EVERY - 1), Deadline(0)) == []
+        audit_pickle(data, Budget(0))
+    assert audit_pickle(_opcodes(limits.CHECK_EVERY - 1), Budget(0)) == []
 
 
 def test_real_checkpoints_stay_far_inside_the_bounds(tmp_path):
@@ -153,3 +153,15 @@ def test_real_checkpoints_stay_far_inside_the_bounds(tmp_path):
         < MAX_MEMO // 100
     )
     assert inspect_checkpoint(tmp_path / "model.pth") == "torch-zip"
+
+
+def test_opcode_bound_holds_for_the_whole_legacy_stream(tmp_path):
+    """The legacy format is several pickles in a row: their opcodes count together."""
+    from models.inspection import LEGACY_MAGIC
+
+    head = pickle.dumps(LEGACY_MAGIC, 2) + pickle.dumps(1001, 2) + pickle.dumps({}, 2)
+    part = _opcodes(MAX_OPCODES * 6 // 10)
+    assert audit_pickle(part) == []
+    (tmp_path / "legacy.pth").write_bytes(head + part + part)
+    with pytest.raises(CheckpointError, match="opcodes"):
+        inspect_checkpoint(tmp_path / "legacy.pth")
