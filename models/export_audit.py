@@ -41,10 +41,10 @@ from models.operators import (
     DEVICE_TYPES,
     IN_PLACE,
     PURE,
+    SHARES_AN_INPUT,
     STRING_MODES,
     SYMBOLIC,
     TRAINING_FLAGS,
-    VIEWS,
 )
 
 HOW_TO_EXPORT = (
@@ -282,8 +282,8 @@ def _operator(target: Any) -> str:
 def _audit_nodes(nodes: list) -> None:
     """Every node's arguments, and in-place operators only on tensors the graph computed.
 
-    A tensor is "fresh" when a non-view operator of the graph made it (or an in-place
-    operator updated a fresh one): it shares no memory with the input batch, a weight or a
+    A tensor is "fresh" when an operator of the graph that never returns an argument made it
+    (or an in-place operator updated a fresh one): it shares no memory with the input batch, a weight or a
     buffer, so overwriting it changes nothing outside this one call.
     """
     fresh: set[str] = set()
@@ -314,7 +314,7 @@ def _audit_nodes(nodes: list) -> None:
                     "overwritten."
                 )
             fresh |= outputs
-        elif operator in PURE and operator not in VIEWS:
+        elif operator in PURE and operator not in SHARES_AN_INPUT:
             fresh |= outputs
 
 

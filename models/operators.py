@@ -12,7 +12,10 @@ lists were taken from torch's own schemas and are checked against them by
   ``empty.memory_format`` and ``empty_strided`` (they return uninitialised memory) and
   ``atan2.out`` / ``_native_batch_norm_legit.default`` (they write to arguments); ``einsum``
   (a free-form equation string); ``split``, ``chunk`` and ``unbind`` (results that alias).
-- ``VIEWS``: the operators of ``PURE`` whose result may share memory with an argument.
+- ``VIEWS``: the operators of ``PURE`` whose result may share memory with an argument, and
+  ``SHARES_AN_INPUT`` those plus the composites that return an argument itself in some modes
+  although their schema declares no alias (dropout when not training, ``type_as`` of the same
+  dtype).
 - ``IN_PLACE``: operators that overwrite ``self`` and return it (torchvision's ResNet exports
   ``relu_`` and ``add_``); the audit accepts them only on a tensor the graph itself computed,
   never on an input, a weight or a view of either.
@@ -91,6 +94,15 @@ VIEWS: frozenset[str] = frozenset(
     squeeze.dims t.default to.device to.dtype to.dtype_layout transpose.int
     unsqueeze.default view.default
 """.split()
+)
+
+SHARES_AN_INPUT: frozenset[str] = VIEWS | frozenset(
+    {
+        "aten.dropout.default",
+        "aten.feature_dropout.default",
+        "aten.alpha_dropout.default",
+        "aten.type_as.default",
+    }
 )
 
 IN_PLACE: frozenset[str] = frozenset(

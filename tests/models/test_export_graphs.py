@@ -127,12 +127,14 @@ class Mutating(nn.Module):
             x.mul_(0.5)
         elif self.what == "view of the input":
             x.flatten(1).mul_(0.5)
+        elif self.what == "input through dropout":
+            F.dropout(x, 0.5, training=False).mul_(0.5)
         elif self.what == "buffer":
             self.calls.add_(1)
         return self.fc(x.flatten(1)) + self.calls
 
 
-@pytest.mark.parametrize("what", ["input", "view of the input", "buffer"])
+@pytest.mark.parametrize("what", ["input", "view of the input", "input through dropout", "buffer"])
 def test_in_place_operator_on_an_input_or_weight_is_refused(tmp_path, what):
     path = export_to(Mutating(what), tmp_path / "mutating.pt2")
     with pytest.raises(CheckpointError, match="aten.mul_.Tensor|aten.add_.Tensor"):
