@@ -210,7 +210,7 @@ def _audit_payload_config(
 ) -> None:
     folder, _, _ = config.rpartition("/")
     payload = _load_json(archive, root + config, MAX_CONFIG_BYTES)
-    for _ in _containers(payload, config, budget):
+    for _ in _containers(payload, config, budget):  # only the nesting and time bounds
         pass
     items = payload.get("config") if isinstance(payload, dict) else None
     if not isinstance(items, dict):
@@ -283,8 +283,8 @@ def _audit_nodes(nodes: list) -> None:
     """Every node's arguments, and in-place operators only on tensors the graph computed.
 
     A tensor is "fresh" when an operator of the graph that never returns an argument made it
-    (or an in-place operator updated a fresh one): it shares no memory with the input batch, a weight or a
-    buffer, so overwriting it changes nothing outside this one call.
+    (or an in-place operator updated a fresh one): it shares no memory with the input batch,
+    a weight or a buffer, so overwriting it changes nothing outside this one call.
     """
     fresh: set[str] = set()
     for index, node in enumerate(nodes):
@@ -299,7 +299,7 @@ def _audit_nodes(nodes: list) -> None:
                     f"in models/model.json, {where}.inputs[{position}] is {_describe(entry)} "
                     "where an object belongs."
                 )
-            name = entry.get("name")
+            name = _field(entry, "name", str, f"{where}.inputs[{position}]")
             argument = _field(entry, "arg", dict, f"{where}.inputs[{position}]")
             _audit_argument(operator, name, argument)
             arguments[name] = argument
@@ -318,13 +318,13 @@ def _audit_nodes(nodes: list) -> None:
             fresh |= outputs
 
 
-def _audit_argument(operator: str, name: Any, argument: dict) -> None:
+def _audit_argument(operator: str, name: str, argument: dict) -> None:
     if len(argument) != 1 or next(iter(argument)) not in _ARGUMENT_KINDS:
         raise _refuse(f"it calls {operator} with an argument of kind {sorted(argument)}.")
     kind, value = next(iter(argument.items()))
     if kind == "as_string":
         allowed = STRING_MODES.get((operator, name), frozenset())
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise _refuse(
                 f"it calls {operator} with the string {str(value)[:80]!r} for {name!r}; strings "
                 "are accepted only as a mode of an operator (gelu's approximate, div's "
@@ -332,7 +332,7 @@ def _audit_argument(operator: str, name: Any, argument: dict) -> None:
             )
     elif kind == "as_device":
         device = value.get("type") if isinstance(value, dict) else None
-        if device not in DEVICE_TYPES:
+        if not isinstance(device, str) or device not in DEVICE_TYPES:
             raise _refuse(f"it calls {operator} on the device {str(device)[:40]!r}; only cpu and cuda.")
     elif (operator, name) in TRAINING_FLAGS and value is not False:
         raise _refuse(
@@ -390,12 +390,12 @@ def _audit_input(graph_module: dict, graph: dict, ranges: Any) -> None:
     argument = _field(_expect_object(user_inputs[0], where), "arg", dict, where)
     if "as_tensor" not in argument:
         raise _refuse("its forward's input is not a tensor; expected one image batch.")
-    name = _field(argument, "as_tensor", dict, where + ".arg").get("name")
+    name = _field(_field(argument, "as_tensor", dict, where + ".arg"), "name", str, where + ".arg")
     values = _field(graph, "tensor_values", dict, "graph_module.graph")
     meta = values.get(name)
     if not isinstance(meta, dict):
-        raise _refuse(f"in models/model.json, the input {str(name)[:40]!r} has no tensor description.")
-    sizes = _field(meta, "sizes", list, f"graph.tensor_values[{str(name)[:40]!r}]")
+        raise _refuse(f"in models/model.json, the input {name[:40]!r} has no tensor description.")
+    sizes = _field(meta, "sizes", list, f"graph.tensor_values[{name[:40]!r}]")
     if len(sizes) != 4:
         raise _refuse("its input is not a 4-d (N, 3, 32, 32) image batch.")
     for position, size in enumerate(sizes):

@@ -7,6 +7,7 @@ import json
 import random
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,38 @@ def _user_input_as_string(program: dict) -> dict:
     return program
 
 
+def _node_argument(field: str, value) -> Callable[[dict], dict]:
+    def edit(program: dict) -> dict:
+        entry = program["graph_module"]["graph"]["nodes"][0]["inputs"][0]
+        if field == "name":
+            entry["name"] = value
+        else:
+            entry["arg"] = {field: value}
+        return program
+
+    return edit
+
+
+def _input_name_as_list(program: dict) -> dict:
+    for spec in program["graph_module"]["signature"]["input_specs"]:
+        if "user_input" in spec:
+            spec["user_input"]["arg"]["as_tensor"]["name"] = ["x"]
+    return program
+
+
 CASES = {
+    "argument name is a list": ("models/model.json", _node_argument("name", ["self"]), "is a list"),
+    "string argument is a list": (
+        "models/model.json",
+        _node_argument("as_string", ["tanh"]),
+        "strings are accepted only",
+    ),
+    "device type is a list": (
+        "models/model.json",
+        _node_argument("as_device", {"type": ["cpu"]}),
+        "only cpu and cuda",
+    ),
+    "input name is a list": ("models/model.json", _input_name_as_list, "name is a list"),
     "model.json is a list": ("models/model.json", lambda program: [program], "is a list"),
     "plain ints where size objects are": (
         "models/model.json",
