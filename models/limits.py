@@ -6,7 +6,7 @@ line. Opcodes and time are counted for the whole file (the legacy format holds s
 pickles); the other bounds hold for each pickle or member.
 Together they keep the worst upload under the default size limit (200 MiB) to about a second
 and well under 200 MB of memory (``bench/audit.py`` measures it). Real checkpoints stay far
-below every bound: a WRN-34-10 state_dict's pickle is about 40 KB and 7,000 opcodes, the
+below every bound: a WRN-34-10 state_dict's pickle is about 30 KB and 7,500 opcodes, the
 LWTA network's exported program 0.8 MB of JSON.
 """
 
