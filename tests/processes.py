@@ -68,8 +68,8 @@ class Platform:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 120) -> None:
-        budget = time.monotonic() + timeout
-        while time.monotonic() < budget:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             if self.api.proc.poll() is not None:
                 raise RuntimeError("arena serve exited:\n" + self.api.tail())
             try:
@@ -124,9 +124,9 @@ class Platform:
 
     def wait_for(self, submission_id: int, token: str, timeout: float = 600,
                  statuses: set[str] = TERMINAL) -> dict:
-        budget = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         body: dict = {}
-        while time.monotonic() < budget:
+        while time.monotonic() < deadline:
             response = httpx.get(
                 f"{self.url}/api/submissions/{submission_id}",
                 headers={"Authorization": f"Bearer {token}"},

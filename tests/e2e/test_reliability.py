@@ -55,8 +55,8 @@ def submit_slow(platform: Platform, token: str, tmp_path: Path) -> dict:
 
 def wait_running(platform: Platform, submission_id: int, token: str, past: str = "fgsm") -> dict:
     """Wait until the evaluation has reached ``past`` (so it is truly in the middle)."""
-    budget = time.monotonic() + 300
-    while time.monotonic() < budget:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
         body = platform.wait_for(submission_id, token, statuses={"running", "finished", "failed"})
         progress = body.get("progress") or {}
         if body["status"] != "running" or progress.get("stage") in (past, "pgd_linf", "pgd_l2"):

@@ -15,7 +15,7 @@ def test_no_server_errors(settings_env):
     seen: set[str] = set()
 
     @given(case=strategy)
-    @settings(max_examples=300, budget=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case) -> None:
         response = case.call()
         seen.add(f"{case.method} {case.path}")
