@@ -7,7 +7,6 @@ declared sizes checked before anything is decompressed, and torch.export archive
 """
 
 import json
-import pickletools
 import struct
 import zipfile
 from enum import StrEnum
@@ -17,7 +16,8 @@ from typing import BinaryIO
 from models.archives import audit_torch_zip, open_checked_zip
 from models.errors import CheckpointError
 from models.export_audit import audit_export_archive
-from models.pickle_audit import HOW_TO_SAVE, audit_pickle
+from models.limits import MAX_SAFETENSORS_HEADER, Budget
+from models.pickle_audit import HOW_TO_SAVE, audit_pickle, bounded_opcodes
 
 
 class CheckpointFormat(StrEnum):
@@ -27,7 +27,6 @@ class CheckpointFormat(StrEnum):
     TORCH_EXPORT = "torch-export"
 
 
-MAX_SAFETENSORS_HEADER = 100 * 2**20
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 SAFETENSORS_DTYPES = frozenset(
     "BOOL U8 I8 U16 I16 U32 I32 U64 I64 F16 BF16 F32 F64 F8_E4M3 F8_E5M2 C64".split()
@@ -39,26 +38,57 @@ def inspect_checkpoint(path: Path) -> str:
     "torch-export") or raise CheckpointError saying why it is refused.
 
     Guarantees: nothing in the file is executed or unpickled, no zip entry is decompressed
-    before the archive's declared sizes pass the zip-bomb limits, and a "torch-zip" or
-    "torch-legacy" result means every pickle in the file imports only tensor-rebuilding names.
+    before the archive's declared sizes pass the zip-bomb limits, the audit stays within the
+    bounds of ``models.limits``, any malformed file raises CheckpointError and nothing else,
+    and a "torch-zip" or "torch-legacy" result means every pickle in the file imports only
+    tensor-rebuilding names.
     """
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
         raise CheckpointError("The file is empty (0 bytes): the upload or the save did not finish.")
+    budget = Budget()
     with path.open("rb") as handle:
         head = handle.read(512)
         handle.seek(0)
-        if head.startswith(b"PK\x03\x04"):
-            return _inspect_zip(handle)
-        if head[:1] == b"\x80":
-            _inspect_legacy(handle)
-            return CheckpointFormat.TORCH_LEGACY.value
-        if _looks_like_safetensors(head, size):
-            _inspect_safetensors(handle, size)
-            return CheckpointFormat.SAFETENSORS.value
-        if zipfile.is_zipfile(handle):
-            return _inspect_zip(handle)
+        try:
+            return _inspect(handle, head, size, budget)
+        except CheckpointError:
+            raise
+        except _MALFORMED as error:  # a safety net: each reader raises CheckpointError itself
+            raise CheckpointError(
+                f"The file is damaged or malformed ({type(error).__name__}: {error})."[:500]
+            ) from None
+
+
+_MALFORMED = (
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    EOFError,
+    RecursionError,
+    MemoryError,
+    OverflowError,
+    struct.error,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    NotImplementedError,
+)
+
+
+def _inspect(handle: BinaryIO, head: bytes, size: int, budget: Budget) -> str:
+    if head.startswith(b"PK\x03\x04"):
+        return _inspect_zip(handle, budget)
+    if head[:1] == b"\x80":
+        _inspect_legacy(handle, budget)
+        return CheckpointFormat.TORCH_LEGACY.value
+    if _looks_like_safetensors(head, size):
+        _inspect_safetensors(handle, size)
+        return CheckpointFormat.SAFETENSORS.value
+    if zipfile.is_zipfile(handle):
+        return _inspect_zip(handle, budget)
     raise CheckpointError(_unknown_format_message(head))
 
 
@@ -88,12 +118,12 @@ def _unknown_format_message(head: bytes) -> str:
 # --- zip archives -------------------------------------------------------------------------
 
 
-def _inspect_zip(handle: BinaryIO) -> str:
+def _inspect_zip(handle: BinaryIO, budget: Budget) -> str:
     handle.seek(0)
     archive = open_checked_zip(handle)
     names = archive.namelist()
     if any(name.rsplit("/", 1)[-1] == "archive_format" for name in names):
-        audit_export_archive(archive)
+        audit_export_archive(archive, budget)
         return CheckpointFormat.TORCH_EXPORT.value
     if "serialized_exported_program.json" in names:
         raise CheckpointError(
@@ -105,36 +135,36 @@ def _inspect_zip(handle: BinaryIO) -> str:
             "This is a TorchScript archive (torch.jit.save), which runs its own code. Upload "
             "the state_dict, or a torch.export .pt2 archive for a custom network.\n" + HOW_TO_SAVE
         )
-    audit_torch_zip(archive)
+    audit_torch_zip(archive, budget)
     return CheckpointFormat.TORCH_ZIP.value
 
 
 # --- the legacy (non-zip) torch format ----------------------------------------------------
 
 
-def _inspect_legacy(handle: BinaryIO) -> None:
+def _inspect_legacy(handle: BinaryIO, budget: Budget) -> None:
     """The pre-1.6 format is a stream of pickles: magic number, protocol version, system info,
     the object, storage keys, then raw storage bytes. Audit every pickle before the raw bytes."""
-    if _leading_integer(handle) != LEGACY_MAGIC:
+    if _leading_integer(handle, budget) != LEGACY_MAGIC:
         handle.seek(0)
-        audit_pickle(handle)
+        audit_pickle(handle, budget)
         raise CheckpointError(
             "This is a plain Python pickle, not a file written by torch.save.\n" + HOW_TO_SAVE
         )
     for _ in range(4):
-        audit_pickle(handle)
+        audit_pickle(handle, budget)
 
 
-def _leading_integer(handle: BinaryIO) -> object:
+def _leading_integer(handle: BinaryIO, budget: Budget) -> object:
     """The integer that the first pickle of ``handle`` holds, or None if it holds more."""
     value: object = None
     try:
-        for opcode, arg, _ in pickletools.genops(handle):
+        for opcode, arg in bounded_opcodes(handle, budget):
             if opcode.name in ("LONG1", "LONG4", "BININT", "BININT1", "BININT2"):
                 value = arg
             elif opcode.name not in ("PROTO", "FRAME", "STOP"):
                 return None
-    except ValueError:
+    except CheckpointError:
         return None
     return value
 
@@ -155,10 +185,10 @@ def _inspect_safetensors(handle: BinaryIO, size: int) -> None:
         raise CheckpointError(f"Refused: the safetensors header claims {header_size} bytes.")
     try:
         header = json.loads(handle.read(header_size))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(
-            "The safetensors header is not valid JSON: the file is damaged."
-        ) from None
+    except RecursionError:
+        raise CheckpointError("Refused: the safetensors header is nested too deeply.") from None
+    except ValueError:  # undecodable bytes, invalid JSON, a number of thousands of digits
+        raise CheckpointError("The safetensors header is not valid JSON: the file is damaged.") from None
     if not isinstance(header, dict):
         raise CheckpointError("The safetensors header is not a JSON object: the file is damaged.")
     payload = size - 8 - header_size

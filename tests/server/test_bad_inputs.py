@@ -237,3 +237,103 @@ def test_control_characters_in_the_suite_are_refused(client, path):
 
 def test_team_page_of_an_impossible_name_is_not_found(client):
     assert client.get("/teams/a%00b").status_code == 404
+
+
+# --- hostile uploads aimed at the static audit: bounded, refused with a reason ------------
+
+
+def _memo_bomb() -> bytes:
+    """A small deflated torch zip whose data.pkl memoises one value past the memo bound."""
+    from models.limits import MAX_MEMO
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x04N" + b"\x94" * (MAX_MEMO + 1) + b".")
+        archive.writestr("archive/version", b"3\n")
+    return buffer.getvalue()
+
+
+def _declared_50_gib() -> bytes:
+    data = b"\x80\x04\x8e" + (50 * 2**30).to_bytes(8, "little")
+    return data + b"\x00" * (117 - len(data))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    from tests.models.helpers import TinyNet, export_to
+
+    torch.manual_seed(0)
+    return export_to(TinyNet(), tmp_path_factory.mktemp("export") / "tiny.pt2")
+
+
+def _edited_program(source: Path, edit) -> bytes:
+    import json
+
+    with zipfile.ZipFile(source) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    name = next(name for name in entries if name.endswith("models/model.json"))
+    edited = edit(json.loads(entries[name]))
+    entries[name] = edited if isinstance(edited, bytes) else json.dumps(edited).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, data)
+    return buffer.getvalue()
+
+
+def _sizes_as_ints(program: dict) -> dict:
+    program["graph_module"]["graph"]["tensor_values"]["x"]["sizes"] = [2, 3, 32, 32]
+    return program
+
+
+def _writes_marker(program: dict) -> dict:
+    node = program["graph_module"]["graph"]["nodes"][0]
+    node["target"] = "torch.ops.aten.from_file.default"
+    node["inputs"] = [
+        {"name": "filename", "arg": {"as_string": str(MARKER)}, "kind": 1},
+        {"name": "shared", "arg": {"as_bool": True}, "kind": 1},
+        {"name": "size", "arg": {"as_int": 4}, "kind": 1},
+    ]
+    return program
+
+
+def _prints(program: dict) -> dict:
+    program["graph_module"]["graph"]["nodes"][0]["target"] = "torch.ops.aten._print.default"
+    return program
+
+
+AUDIT_CASES = {
+    "memo bomb": (lambda exported: _memo_bomb(), "memo entries"),
+    "declared 50 GiB object": (lambda exported: _declared_50_gib(), "53,687,091,200 bytes"),
+    "model.json is a list": (
+        lambda exported: _edited_program(exported, lambda program: [program]),
+        "is a list",
+    ),
+    "sizes are plain ints": (
+        lambda exported: _edited_program(exported, _sizes_as_ints),
+        "where a size object",
+    ),
+    "200 000 levels of nesting": (
+        lambda exported: _edited_program(exported, lambda _: b"[" * 200_000 + b"]" * 200_000),
+        "nested too deeply",
+    ),
+    "graph writes a file": (
+        lambda exported: _edited_program(exported, _writes_marker),
+        "aten.from_file",
+    ),
+    "graph prints": (lambda exported: _edited_program(exported, _prints), "aten._print"),
+}
+
+
+@pytest.mark.parametrize("case", list(AUDIT_CASES))
+def test_hostile_upload_is_refused_by_the_audit_with_a_reason(
+    client, token, settings_env, exported, case
+):
+    build, fragment = AUDIT_CASES[case]
+    uploads = Path(settings_env["ARENA_HOME"]) / "uploads"
+    response = _upload(client, token, build(exported), name="model.pt2", arch="auto")
+    assert response.status_code == 422, (case, response.text)
+    assert fragment in response.json()["detail"]
+    assert response.json().get("field") == "checkpoint"
+    assert not MARKER.exists(), "uploaded code ran"
+    assert not list(uploads.glob("*")), "a refused upload was kept"
