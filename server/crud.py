@@ -178,6 +178,12 @@ def team_submissions(*, session: Session, team_id: int) -> list[Submission]:
     )
 
 
+def stored_names(*, session: Session) -> set[str]:
+    """The stored file name of every submission, whatever its status (finished ones are read
+    again by final evaluations and rejudging)."""
+    return set(session.scalars(select(Submission.stored_name)))
+
+
 def recent_runs(
     *, session: Session, suite: str, limit: int
 ) -> list[tuple[str, bool, float]]:
