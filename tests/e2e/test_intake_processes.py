@@ -85,13 +85,13 @@ def test_a_stopped_probe_locks_out_no_other_team(platform, tmp_path):
     assert answers and answers[0].status_code == 202, answers[0].text if answers else None
 
 
-def _refused_before_body(url: str, framing: str) -> bytes:
-    """Send an upload's headers and a first slice of a huge body; return the answer."""
+def _refused_before_body(url: str, framing: str, path: str = "/api/submissions") -> bytes:
+    """Send a request's headers and a first slice of a huge body; return the answer."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=60) as sock:
         sock.sendall(
             (
-                "POST /api/submissions HTTP/1.1\r\n"
+                f"POST {path} HTTP/1.1\r\n"
                 f"Host: {host}\r\n"
                 "Authorization: Bearer arena_not-a-real-token\r\n"
                 "Content-Type: multipart/form-data; boundary=b\r\n"
@@ -117,6 +117,8 @@ def _refused_before_body(url: str, framing: str) -> bytes:
 def test_a_wrong_token_is_refused_before_the_body(platform, framing):
     answer = _refused_before_body(platform.url, framing)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    answer = _refused_before_body(platform.url, framing, path="/api/teams")
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
 
 
 def test_the_worker_sweeps_orphaned_uploads(arena_env, tmp_path):
