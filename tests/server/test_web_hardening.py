@@ -4,9 +4,10 @@ names that are paths, and the look-alikes an older database already holds."""
 import csv
 import io
 import re
-import sqlite3
 import subprocess
 import sys
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from server.db import session_scope
 from server.main import create_app
 from tests.conftest import ADMIN_TOKEN
+from tests.e2e.test_platform import database_url
 from tests.server.test_pages import add_submission, results, team
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -78,33 +80,37 @@ def test_links_to_a_team_page_encode_the_whole_name(client, name):
     assert name.replace("&", "&amp;") in page.text
 
 
-def test_upgrade_lists_existing_look_alikes_without_renaming_them(arena_env, tmp_path):
+def test_upgrade_lists_existing_look_alikes_without_renaming_them(arena_env):
     """A database from before the unique key, holding 'ALPHA' and 'alpha', upgrades; both
     stay, the later one is listed, and a third spelling is refused."""
-    env = {**arena_env, "PYTHONUNBUFFERED": "1"}
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    arena = [sys.executable, "-m", "server.cli"]
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
     from server.migrate import alembic_config
 
-    url = f"sqlite:///{home / 'arena.db'}"
-    from alembic import command
-
+    Path(arena_env["ARENA_HOME"]).mkdir(parents=True, exist_ok=True)
+    url = database_url(arena_env)
     command.upgrade(alembic_config(url), "0002")
-    with sqlite3.connect(home / "arena.db") as db:
+    engine = create_engine(url)
+    with engine.begin() as connection:
         for number, name in enumerate(["ALPHA", "alpha", "Beta"]):
-            db.execute(
-                "INSERT INTO teams (name, token_hash, is_baseline, revoked, created_at, "
-                "submission_counter) VALUES (?, ?, 0, 0, '2026-12-01 00:00:00', 0)",
-                (name, f"{number:064d}"),
+            connection.execute(
+                text(
+                    "INSERT INTO teams (name, token_hash, is_baseline, revoked, created_at, "
+                    "submission_counter) VALUES (:name, :hash, false, false, :at, 0)"
+                ),
+                {"name": name, "hash": f"{number:064d}", "at": datetime(2026, 12, 1)},
             )
+    arena = [sys.executable, "-m", "server.cli"]
     out = subprocess.run(
-        [*arena, "db", "upgrade"], env=env, capture_output=True, text=True, check=True
+        [*arena, "db", "upgrade"], env=arena_env, capture_output=True, text=True, check=True
     ).stdout
     assert "'alpha' (like 'ALPHA')" in out and "Beta" not in out
-    with sqlite3.connect(home / "arena.db") as db:
-        names = [row[0] for row in db.execute("SELECT name FROM teams ORDER BY id")]
+    with engine.connect() as connection:
+        names = list(connection.scalars(text("SELECT name FROM teams ORDER BY id")))
+    engine.dispose()
     assert names == ["ALPHA", "alpha", "Beta"]
-    refused = subprocess.run([*arena, "team", "create", "Alpha"], env=env, capture_output=True,
-                             text=True)
+    refused = subprocess.run(
+        [*arena, "team", "create", "Alpha"], env=arena_env, capture_output=True, text=True
+    )
     assert refused.returncode != 0 and "already exists" in refused.stderr
