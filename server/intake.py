@@ -13,9 +13,13 @@ Two rules hold on every path through here:
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from functools import partial
+from typing import Any, BinaryIO, TypeVar
 
+import anyio
+from anyio.lowlevel import RunVar
 from sqlalchemy.exc import OperationalError
 
 from models.catalog import CATALOG
@@ -30,6 +34,7 @@ from server.storage import StoredFile, UploadTooLarge, display_name, safe_suffix
 from server.tables import Submission
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,35 +61,73 @@ class Fields:
     description: str
 
 
-def take_in(upload: Upload, *, team_id: int, settings: Settings) -> int:
+async def take_in(upload: Upload, *, team_id: int, settings: Settings) -> int:
     """Run an upload through every check and queue it; returns the submission id.
 
-    Raises ``FieldError`` (4xx, with the field concerned) for every refusal.
+    Raises ``FieldError`` (4xx, with the field concerned) for every refusal. Each step runs
+    in a thread of intake's own (``_work``, ``_probes``): uploads waiting for a probe wait in
+    the event loop, not in the thread pool the other routes answer from.
     """
     fields = validate(upload, settings)
-    _check_quota_early(team_id, settings)
-    stored = _store(upload, settings)
+    await _run(_check_quota_early, team_id, settings)
+    stored = await _run(_store, upload, settings)
     submission_id: int | None = None
     try:
         if stored.size == 0:
             raise CheckpointError("The file is empty.")
-        inspect_checkpoint(stored.path)
-        submission_id = _reserve(team_id, settings, fields, upload.filename, stored)
-        probe = probe_checkpoint(
-            stored.path, arch=fields.arch, mean=fields.mean, std=fields.std, settings=settings
+        await _run(inspect_checkpoint, stored.path)
+        submission_id = await _run(_reserve, team_id, settings, fields, upload.filename, stored)
+        probe = await anyio.to_thread.run_sync(
+            partial(
+                probe_checkpoint,
+                stored.path,
+                arch=fields.arch,
+                mean=fields.mean,
+                std=fields.std,
+                settings=settings,
+            ),
+            limiter=_limiter(_PROBES, PROBES_AT_ONCE),
         )
         if not probe.ok:
             raise CheckpointError(probe.message)
         if probe.arch and probe.arch != fields.arch:
-            with session_scope() as session:
-                submission = session.get(Submission, submission_id)
-                if submission is not None:
-                    submission.arch = probe.arch
+            await _run(_set_arch, submission_id, probe.arch)
     except BaseException as error:
-        _refuse(stored, submission_id)
+        with anyio.CancelScope(shield=True):
+            await _run(_refuse, stored, submission_id)
         raise _as_refusal(error) from error
-    _send(submission_id)
+    await _run(_send, submission_id)
     return submission_id
+
+
+# Probes at once (each a Python process with torch); more uploads wait in the event loop.
+PROBES_AT_ONCE = 2
+# Threads for the other steps: short database work, copying the file, the bounded audit.
+WORK_AT_ONCE = 4
+_PROBES: RunVar[anyio.CapacityLimiter] = RunVar("intake_probes")
+_WORK: RunVar[anyio.CapacityLimiter] = RunVar("intake_work")
+
+
+def _limiter(slot: RunVar[anyio.CapacityLimiter], capacity: int) -> anyio.CapacityLimiter:
+    """One limiter per event loop (anyio keeps its own default one the same way)."""
+    try:
+        return slot.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(capacity)
+        slot.set(limiter)
+        return limiter
+
+
+async def _run(function: Callable[..., T], *args: Any) -> T:
+    return await anyio.to_thread.run_sync(function, *args, limiter=_limiter(_WORK, WORK_AT_ONCE))
+
+
+def _set_arch(submission_id: int, arch: str) -> None:
+    """The architecture ``auto`` resolved to."""
+    with session_scope() as session:
+        submission = session.get(Submission, submission_id)
+        if submission is not None:
+            submission.arch = arch
 
 
 def _as_refusal(error: BaseException) -> BaseException:

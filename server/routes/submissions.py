@@ -7,6 +7,7 @@ before the body was read (``server/upload_gate.py``).
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from server import crud
 from server.db import new_session
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/api/submissions", tags=["submissions"])
 
 
 @router.post("", status_code=202, response_model=SubmissionPublic)
-def create_submission(
+async def create_submission(
     settings: SettingsDep,
     team_id: UploaderDep,
     checkpoint: Annotated[UploadFile | None, File(description="The checkpoint file.")] = None,
@@ -53,7 +54,11 @@ def create_submission(
         std=std,
         description=description,
     )
-    submission_id = take_in(upload, team_id=team_id, settings=settings)
+    submission_id = await take_in(upload, team_id=team_id, settings=settings)
+    return await run_in_threadpool(_present_accepted, submission_id)
+
+
+def _present_accepted(submission_id: int) -> SubmissionPublic:
     with new_session(write=False) as session:
         submission = crud.get_submission(session=session, submission_id=submission_id)
         if submission is None:  # nothing deletes an accepted submission; never seen

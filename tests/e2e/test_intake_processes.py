@@ -58,18 +58,8 @@ def test_a_stopped_probe_locks_out_no_other_team(platform, tmp_path):
     thread.start()
     frozen: set[int] = set()
     try:
-        deadline = time.monotonic() + 120
-        while not frozen and time.monotonic() < deadline and thread.is_alive():
-            frozen = descendants(api) - before
-            time.sleep(0.05)
+        frozen = _freeze_new_children(api, before, thread)
         assert frozen, "no probe child appeared\n" + platform.logs_text()
-        while True:  # freeze the child, then any process it started meanwhile
-            for pid in frozen:
-                os.kill(pid, signal.SIGSTOP)
-            new = descendants(api) - before - frozen
-            if not new:
-                break
-            frozen |= new
 
         second_token = platform.create_team("Unhindered")  # asserts 201
         response = platform.submit(second_token, checkpoint)
@@ -83,6 +73,72 @@ def test_a_stopped_probe_locks_out_no_other_team(platform, tmp_path):
                 pass
         thread.join()
     assert answers and answers[0].status_code == 202, answers[0].text if answers else None
+
+
+def _freeze_new_children(api: int, before: set[int], thread: threading.Thread) -> set[int]:
+    """SIGSTOP the processes the API started since ``before`` (probe children), once one
+    appears; returns them."""
+    frozen: set[int] = set()
+    deadline = time.monotonic() + 120
+    while not frozen and time.monotonic() < deadline and thread.is_alive():
+        frozen = descendants(api) - before
+        time.sleep(0.05)
+    while True:  # freeze the child, then any process it started meanwhile
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        new = descendants(api) - before - frozen
+        if not new:
+            return frozen
+        frozen |= new
+
+
+def test_uploads_waiting_for_a_probe_leave_the_other_routes_answering(arena_env, tmp_path):
+    """Both probe slots frozen and 42 more uploads waiting for one: more than the thread
+    pool the other routes run in. They wait without holding a thread, so the API answers."""
+    env = {**arena_env, "ARENA_MAX_ACTIVE_PER_TEAM": "100", "ARENA_SUBMISSIONS_PER_DAY": "100"}
+    platform = Platform(env, tmp_path, with_worker=False)
+    checkpoint = make_checkpoint(tmp_path / "m.pth")
+    token = platform.create_team("Crowd")
+    api = platform.api.proc.pid
+    frozen: set[int] = set()
+
+    def upload() -> None:
+        try:
+            platform.submit(token, checkpoint)
+        except httpx.HTTPError:
+            pass  # the platform is stopped under it at the end
+
+    try:
+        threads = []
+        for _ in range(2):
+            before = descendants(api) | frozen
+            threads.append(threading.Thread(target=upload))
+            threads[-1].start()
+            frozen |= _freeze_new_children(api, before, threads[-1])
+        assert len(frozen) >= 2, platform.logs_text()
+        for _ in range(42):
+            threads.append(threading.Thread(target=upload))
+            threads[-1].start()
+        mine = {"submissions": []}
+        deadline = time.monotonic() + 300
+        while len(mine["submissions"]) < 44 and time.monotonic() < deadline:
+            mine = httpx.get(
+                platform.url + "/api/submissions",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            ).json()
+        assert len(mine["submissions"]) == 44, platform.logs_text()
+        assert {s["status"] for s in mine["submissions"]} == {"validating"}
+        platform.create_team("Still served")  # asserts 201
+        one = httpx.get(f"{platform.url}/api/submissions/{mine['submissions'][0]['id']}")
+        assert one.status_code == 200
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        platform.stop()
 
 
 def _refused_before_body(url: str, framing: str, path: str = "/api/submissions") -> bytes:

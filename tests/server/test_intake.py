@@ -7,8 +7,10 @@ while other teams use the platform.
 import os
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 
@@ -65,10 +67,13 @@ def test_an_upload_held_mid_stream_blocks_no_other_team(client, tmp_path):
 
     def upload() -> None:
         try:
-            outcome["id"] = take_in(
-                Upload(file=held, filename="m.pth", arch="lenet"),  # type: ignore[arg-type]
-                team_id=team_id,
-                settings=get_settings(),
+            outcome["id"] = anyio.run(
+                partial(
+                    take_in,
+                    Upload(file=held, filename="m.pth", arch="lenet"),  # type: ignore[arg-type]
+                    team_id=team_id,
+                    settings=get_settings(),
+                )
             )
         except BaseException as error:  # noqa: BLE001 - reported by the assertion below
             outcome["error"] = error
@@ -105,10 +110,13 @@ def test_a_quota_refusal_after_storing_keeps_nothing(client, tmp_path, monkeypat
 
     def upload() -> None:
         try:
-            take_in(
-                Upload(file=held, filename="m.pth", arch="lenet"),  # type: ignore[arg-type]
-                team_id=team_id,
-                settings=get_settings(),
+            anyio.run(
+                partial(
+                    take_in,
+                    Upload(file=held, filename="m.pth", arch="lenet"),  # type: ignore[arg-type]
+                    team_id=team_id,
+                    settings=get_settings(),
+                )
             )
         except BaseException as error:  # noqa: BLE001 - asserted below
             outcome["error"] = error
