@@ -159,9 +159,11 @@ def _refuse(stored: StoredFile, submission_id: int | None) -> None:
         if submission_id is not None:
             with session_scope() as session:
                 crud.discard_submission(session=session, submission_id=submission_id)
-    except Exception:  # noqa: BLE001 - the row stays validating; the reconciler settles it
+    except Exception:  # noqa: BLE001 - the database is down: keep what the row refers to
+        # The row stays ``validating``; the reconciler queues it later and the isolated
+        # evaluation gives the verdict the probe could not record.
         log.exception("could not discard the reservation of submission %s", submission_id)
-        return  # the row refers to the file: keep both
+        return
     stored.path.unlink(missing_ok=True)
 
 
