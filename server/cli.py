@@ -116,11 +116,17 @@ def team_create(name: str, baseline: bool, as_json: bool) -> None:
     from server import crud
     from server.db import session_scope
     from server.migrate import upgrade
+    from server.names import clean_team_name
 
     upgrade()
+    try:
+        name = clean_team_name(name)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     with session_scope() as session:
-        if crud.team_by_name(session=session, name=name) is not None:
-            raise click.ClickException(f"A team named {name!r} already exists.")
+        taken = crud.team_like(session=session, name=name)
+        if taken is not None:
+            raise click.ClickException(f"A team named {taken.name!r} already exists.")
         created, token = crud.create_team(session=session, name=name, baseline=baseline)
         payload = {"id": created.id, "name": created.name, "token": token}
     if as_json:
@@ -248,10 +254,21 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest version."""
+    from server import crud
+    from server.db import session_scope
     from server.migrate import upgrade
 
     upgrade()
     click.echo("Database schema is up to date.")
+    with session_scope() as session:
+        look_alikes = crud.look_alike_teams(session=session)
+    if look_alikes:
+        click.echo(
+            "Teams whose names differ from an earlier team's only by case or Unicode form "
+            "(kept as they are; no new team may take such a name):"
+        )
+        for name, earlier in look_alikes:
+            click.echo(f"  {name!r} (like {earlier!r})")
 
 
 @main.group()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from server.names import name_key
 from server.security import hash_token, new_token
 from server.tables import ACTIVE_STATUSES, Result, Status, Submission, Team, utcnow
 
@@ -23,9 +24,15 @@ class QuotaExceeded(Exception):
 
 
 def create_team(*, session: Session, name: str, baseline: bool = False) -> tuple[Team, str]:
-    """Create a team and return it with its token, which is never stored in clear."""
+    """Create a team and return it with its token, which is never stored in clear.
+
+    ``name`` is already cleaned (server/names.py); a look-alike of an existing name fails
+    with IntegrityError on the unique key.
+    """
     token = new_token()
-    team = Team(name=name, token_hash=hash_token(token), is_baseline=baseline)
+    team = Team(
+        name=name, name_key=name_key(name), token_hash=hash_token(token), is_baseline=baseline
+    )
     session.add(team)
     session.commit()
     return team, token
@@ -38,6 +45,21 @@ def team_by_token(*, session: Session, token: str) -> Team | None:
 
 def team_by_name(*, session: Session, name: str) -> Team | None:
     return session.scalar(select(Team).where(Team.name == name))
+
+
+def team_like(*, session: Session, name: str) -> Team | None:
+    """The team whose name differs from ``name`` at most by case or Unicode form."""
+    exact = team_by_name(session=session, name=name)
+    return exact or session.scalar(select(Team).where(Team.name_key == name_key(name)))
+
+
+def look_alike_teams(*, session: Session) -> list[tuple[str, str]]:
+    """(name, the earlier team's name) of teams created before names had to differ by more
+    than case or Unicode form; they are kept as they are."""
+    keyed = select(Team.name_key, Team.name).where(Team.name_key.is_not(None))
+    owners: dict[str, str] = {key: name for key, name in session.execute(keyed)}
+    unkeyed = select(Team.name).where(Team.name_key.is_(None)).order_by(Team.id)
+    return [(name, owners.get(name_key(name), "?")) for name in session.scalars(unkeyed)]
 
 
 def rotate_token(*, session: Session, team: Team) -> str:
@@ -176,6 +198,12 @@ def team_submissions(*, session: Session, team_id: int) -> list[Submission]:
             .order_by(Submission.created_at.desc(), Submission.id.desc())
         )
     )
+
+
+def stored_names(*, session: Session) -> set[str]:
+    """The stored file name of every submission, whatever its status (finished ones are read
+    again by final evaluations and rejudging)."""
+    return set(session.scalars(select(Submission.stored_name)))
 
 
 def recent_runs(

@@ -117,14 +117,36 @@ def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str:
 TokenDep = Annotated[str, Depends(bearer_token)]
 
 
+INVALID_TOKEN = "Invalid or revoked team token."
+
+
 def current_team(session: SessionDep, token: TokenDep) -> Team:
     team = crud.team_by_token(session=session, token=token)
     if team is None:
-        raise HTTPException(401, detail="Invalid or revoked team token.")
+        raise HTTPException(401, detail=INVALID_TOKEN)
     return team
 
 
 CurrentTeam = Annotated[Team, Depends(current_team)]
+
+
+def team_id_of(token: str) -> int | None:
+    """The live team holding ``token``, looked up in a session of its own, closed at once."""
+    with new_session(write=False) as session:
+        team = crud.team_by_token(session=session, token=token)
+        return None if team is None else team.id
+
+
+def uploading_team(token: TokenDep) -> int:
+    """The uploading team's id. Unlike ``CurrentTeam`` no session stays open for the request:
+    an upload is checked for minutes, and no transaction may be open meanwhile."""
+    team_id = team_id_of(token)
+    if team_id is None:
+        raise HTTPException(401, detail=INVALID_TOKEN)
+    return team_id
+
+
+UploaderDep = Annotated[int, Depends(uploading_team)]
 
 
 def require_admin(token: TokenDep, settings: SettingsDep) -> None:

@@ -34,18 +34,27 @@ class UploadSizeLimit:
             return
         received = 0
         started = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            # A chunked body declares no length: count it as it comes. The 413 goes out at
+            # once, because the framework turns any error raised while it parses the form
+            # into its own 400, which is then dropped below.
+            nonlocal received, refused
             msg = await receive()
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > limit:
+                    if not started and not refused:
+                        refused = True
+                        await _reject(send, message)
                     raise BodyTooLarge
             return msg
 
         async def tracking_send(msg: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
@@ -53,7 +62,7 @@ class UploadSizeLimit:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
-            if not started:
+            if not started and not refused:
                 await _reject(send, message)
 
 

@@ -6,8 +6,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from server.errors import install_error_handlers
+from server.head import HeadAsGet
 from server.limits import UploadSizeLimit
 from server.routes import exports, leaderboard, pages, submissions, teams
+from server.upload_gate import TokenBeforeBody
 
 STATIC = Path(__file__).parent / "static"
 
@@ -21,6 +23,8 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app, html=pages.error_page)
     app.add_middleware(UploadSizeLimit)
+    app.add_middleware(TokenBeforeBody)  # the token before any byte of the body
+    app.add_middleware(HeadAsGet)
     app.include_router(teams.router)
     app.include_router(submissions.router)
     app.include_router(leaderboard.router)

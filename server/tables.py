@@ -48,6 +48,9 @@ class Team(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    # server/names.py's name_key: unique, so names differing only by case or Unicode form
+    # cannot both be created. NULL only for look-alikes that existed before the key did.
+    name_key: Mapped[str | None] = mapped_column(String(400), unique=True, index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)

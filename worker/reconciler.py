@@ -3,11 +3,14 @@
 Every ``reconcile_seconds`` it requeues submissions whose lease expired (their worker died),
 submissions queued in the database but absent from the broker (a flushed Redis), and
 submissions left ``validating`` by an API process that stopped mid-upload. Duplicated
-messages are harmless: the lease lets exactly one worker run a submission.
+messages are harmless: the lease lets exactly one worker run a submission. It also deletes
+stored upload files that no submission refers to (an API process killed mid-upload).
 """
 
 import logging
 import threading
+import time
+from pathlib import Path
 
 from celery import Celery
 
@@ -24,6 +27,35 @@ log = logging.getLogger(__name__)
 def _send(app: Celery, submission_id: int) -> None:
     with session_scope() as session:
         enqueue(session, submission_id, app)
+
+
+def sweep_uploads(settings: Settings) -> list[Path]:
+    """Delete stored files that no submission row refers to; returns them.
+
+    Only files older than ``upload_grace_seconds`` are considered, so an upload still being
+    checked (stored before its row is written) is never swept. The files are listed before
+    the rows are read: a row written in between keeps its file.
+    """
+    folder = settings.upload_dir
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - settings.upload_grace_seconds
+    old = []
+    for path in folder.iterdir():
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                old.append(path)
+        except OSError:
+            continue  # deleted meanwhile
+    if not old:
+        return []
+    with session_scope() as session:
+        kept = crud.stored_names(session=session)
+    swept = [path for path in old if path.name not in kept]
+    for path in swept:
+        path.unlink(missing_ok=True)
+        log.warning("deleted %s: a stored upload no submission refers to", path.name)
+    return swept
 
 
 def reconcile_once(app: Celery, settings: Settings) -> list[int]:
@@ -65,6 +97,10 @@ def reconcile_once(app: Celery, settings: Settings) -> list[int]:
                                 submission_id)
                     _send(app, submission_id)
                     requeued.append(submission_id)
+    try:
+        sweep_uploads(settings)
+    except OSError:
+        log.exception("sweeping the upload folder failed")
     return requeued
 
 

@@ -17,6 +17,17 @@ router = APIRouter(prefix="/export", tags=["exports"])
 
 ACCURACIES = ("natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing")
 
+# OWASP's CSV injection advice: a text cell starting with one of these is read as a formula
+# by spreadsheets, so it gets a leading single quote. Numbers are written as numbers.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: object) -> object:
+    """A CSV cell a spreadsheet shows as text, never evaluates."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
 
 def _filename(board: Leaderboard, extension: str) -> str:
     track = board.track if board.radius is None else f"{board.track}-r{board.radius:g}"
@@ -48,7 +59,8 @@ def leaderboard_csv(board: BoardDep) -> Response:
 
 def leaderboard_table(board: Leaderboard) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends: a cell holding a lone CR or LF is then always quoted.
+    writer = csv.writer(out, lineterminator="\r\n")
     header = [
         "rank",
         "team",
@@ -84,7 +96,7 @@ def leaderboard_table(board: Leaderboard) -> str:
             row.submitted_at.isoformat(),
             ";".join(f.code for f in row.flags),
         ]
-        writer.writerow(line)
+        writer.writerow([neutralise(cell) for cell in line])
     return out.getvalue()
 
 

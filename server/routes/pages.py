@@ -23,6 +23,7 @@ from server.db import new_session
 from server.deps import PublishedDep, SessionDep, SettingsDep, SubmissionId, is_owner
 from server.errors import FieldError
 from server.leaderboard import RADII
+from server.names import team_path
 from server.presenters import present_submission, quota_of
 from server.schemas import Leaderboard, SubmissionPublic
 from server.tables import Result, Submission
@@ -106,7 +107,7 @@ def params(values: Any) -> list[tuple[str, str]]:
     ]
 
 
-templates.env.filters.update(pct=pct, interval=interval, when=when)
+templates.env.filters.update(pct=pct, interval=interval, when=when, team_path=team_path)
 templates.env.globals.update(stage_labels=STAGE_LABELS, distinct_badges=distinct_badges)
 
 
@@ -256,7 +257,7 @@ def submission_outcome(
     )
 
 
-@router.get("/teams/{name}", response_class=HTMLResponse)
+@router.get("/teams/{name:path}", response_class=HTMLResponse)
 def team_page(
     request: Request, name: str, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:

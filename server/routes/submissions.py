@@ -1,103 +1,38 @@
 """Uploading a checkpoint and following its evaluation.
 
-Upload path: validate the form → stream the file to disk → inspect it without unpickling →
-reserve a row within the team's quota → probe the model in a child process → queue the id.
+The upload itself is taken in by ``server/intake.py``; the team's token was already checked
+before the body was read (``server/upload_gate.py``).
 """
 
-import math
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
-from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from models.catalog import CATALOG
-from models.errors import CheckpointError
-from models.inspection import inspect_checkpoint
-from server import crud, queue
-from server.config import Settings
+from server import crud
+from server.db import new_session
 from server.deps import (
     CurrentTeam,
     SessionDep,
     SettingsDep,
     SubmissionId,
+    UploaderDep,
     WriteSessionDep,
     is_owner,
     owned_submission,
 )
 from server.errors import FieldError
+from server.intake import Upload, take_in
 from server.presenters import present_submission, quota_of
-from server.probe import probe_checkpoint
 from server.schemas import SubmissionList, SubmissionPublic
-from server.storage import UploadTooLarge, display_name, safe_suffix, store_upload
-from server.tables import Submission, Team
 
 router = APIRouter(prefix="/api/submissions", tags=["submissions"])
 
 
-def parse_sigma(raw: str | None) -> float | None:
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        sigma = float(raw)
-    except ValueError:
-        raise FieldError(422, f"sigma must be a number, got {raw[:40]!r}.", "sigma") from None
-    if not math.isfinite(sigma) or sigma <= 0:
-        raise FieldError(422, f"sigma must be a positive number, got {raw[:40]!r}.", "sigma")
-    if sigma > 10:
-        raise FieldError(422, "sigma must be at most 10 (pixel values lie in [0, 1]).", "sigma")
-    return sigma
-
-
-def parse_triple(raw: str | None, field: str) -> list[float] | None:
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        values = [float(part) for part in raw.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise FieldError(
-            422, f"{field} must be three comma-separated numbers, e.g. 0.485,0.456,0.406.", field
-        )
-    if field == "std" and min(values) <= 0:
-        raise FieldError(422, "std values must be positive.", field)
-    return values
-
-
-def parse_arch(raw: str | None) -> str:
-    if raw is None or raw.strip() == "":
-        raise FieldError(422, "Choose an architecture (arch), or 'auto' to detect it.", "arch")
-    arch = raw.strip()
-    if arch != "auto" and arch not in CATALOG:
-        raise FieldError(
-            422,
-            f"Unknown architecture {arch[:60]!r}. Known: {', '.join(CATALOG)}, or 'auto'.",
-            "arch",
-        )
-    return arch
-
-
-def _check_description(raw: str | None, settings: Settings) -> str:
-    text = raw or ""
-    if len(text) > settings.max_description_chars:
-        raise FieldError(
-            422,
-            f"description is {len(text)} characters long; at most "
-            f"{settings.max_description_chars} are allowed.",
-            "description",
-        )
-    if any(not ch.isprintable() and ch not in "\n\r\t" for ch in text):
-        raise FieldError(
-            422, "description contains control characters; use plain text.", "description"
-        )
-    return text
-
-
 @router.post("", status_code=202, response_model=SubmissionPublic)
-def create_submission(
-    session: WriteSessionDep,
+async def create_submission(
     settings: SettingsDep,
-    team: CurrentTeam,
+    team_id: UploaderDep,
     checkpoint: Annotated[UploadFile | None, File(description="The checkpoint file.")] = None,
     arch: Annotated[str | None, Form(description="Zoo architecture name, or 'auto'.")] = None,
     sigma: Annotated[str | None, Form(description="Noise level σ for certification.")] = None,
@@ -106,84 +41,29 @@ def create_submission(
     std: Annotated[str | None, Form(description="Input normalisation std, e.g. 0.5,0.5,0.5")] = None,
 ) -> SubmissionPublic:
     """Upload a checkpoint; it is checked, then queued for evaluation (202)."""
-    arch_name = parse_arch(arch)
-    sigma_value = parse_sigma(sigma)
-    mean_values, std_values = parse_triple(mean, "mean"), parse_triple(std, "std")
-    text = _check_description(description, settings)
-    if checkpoint is None or not checkpoint.filename:
+    if checkpoint is None:
         raise FieldError(
             422, "No checkpoint file: attach it as the multipart field 'checkpoint'.", "checkpoint"
         )
-    try:  # fail fast before reading the file; reserve_submission checks again, race-free
-        crud.check_quota(
-            session=session,
-            team_id=team.id,
-            per_day=settings.submissions_per_day,
-            max_active=settings.max_active_per_team,
-        )
-    except crud.QuotaExceeded as error:
-        raise FieldError(429, str(error)) from None
-
-    max_bytes = int(settings.max_upload_mb * 1024 * 1024)
-    try:
-        stored = store_upload(
-            checkpoint.file,
-            folder=settings.upload_dir,
-            max_bytes=max_bytes,
-            suffix=safe_suffix(checkpoint.filename),
-        )
-    except UploadTooLarge:
-        raise FieldError(
-            413, f"The file is larger than the limit of {settings.max_upload_mb:g} MiB.", "checkpoint"
-        ) from None
-    try:
-        if stored.size == 0:
-            raise CheckpointError("The file is empty.")
-        inspect_checkpoint(stored.path)
-    except CheckpointError as error:
-        stored.path.unlink(missing_ok=True)
-        raise FieldError(422, str(error), "checkpoint") from None
-
-    submission = _reserve(
-        session,
-        settings,
-        team,
-        arch=arch_name,
-        sigma=sigma_value,
-        mean=mean_values,
-        std=std_values,
-        description=text,
-        original_filename=display_name(checkpoint.filename),
-        stored_name=stored.name,
-        sha256=stored.sha256,
-        size_bytes=stored.size,
-        suite=settings.suite,
+    upload = Upload(
+        file=checkpoint.file,
+        filename=checkpoint.filename or "",
+        arch=arch,
+        sigma=sigma,
+        mean=mean,
+        std=std,
+        description=description,
     )
-    probe = probe_checkpoint(
-        stored.path, arch=arch_name, mean=mean_values, std=std_values, settings=settings
-    )
-    if not probe.ok:
-        crud.discard_submission(session=session, submission_id=submission.id)
-        stored.path.unlink(missing_ok=True)
-        raise FieldError(422, probe.message, "checkpoint")
-    if probe.arch and probe.arch != submission.arch:
-        submission.arch = probe.arch
-        session.commit()
-    queue.enqueue(session, submission.id)
-    return present_submission(session, submission, owner=True)
+    submission_id = await take_in(upload, team_id=team_id, settings=settings)
+    return await run_in_threadpool(_present_accepted, submission_id)
 
 
-def _reserve(session: Session, settings: Settings, team: Team, **fields: Any) -> Submission:
-    try:
-        return crud.reserve_submission(
-            session=session,
-            team_id=team.id,
-            per_day=settings.submissions_per_day,
-            max_active=settings.max_active_per_team,
-            **fields,
-        )
-    except crud.QuotaExceeded as error:
-        raise FieldError(429, str(error)) from None
+def _present_accepted(submission_id: int) -> SubmissionPublic:
+    with new_session(write=False) as session:
+        submission = crud.get_submission(session=session, submission_id=submission_id)
+        if submission is None:  # nothing deletes an accepted submission; never seen
+            raise FieldError(404, f"Submission {submission_id} not found.")
+        return present_submission(session, submission, owner=True)
 
 
 @router.get("", response_model=SubmissionList)

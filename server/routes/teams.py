@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from server import crud
 from server.deps import AdminDep, CurrentTeam, SessionDep, SettingsDep, WriteSessionDep
 from server.errors import FieldError
+from server.names import clean_team_name
 from server.presenters import quota_of
 from server.schemas import Quota, TeamCreate, TeamCreated
 
@@ -15,17 +16,25 @@ router = APIRouter(prefix="/api/teams", tags=["teams"])
 @router.post("", status_code=201, response_model=TeamCreated)
 def create_team(body: TeamCreate, session: WriteSessionDep, _admin: AdminDep) -> TeamCreated:
     """Create a team (admin token required). The token in the answer is shown only once."""
-    name = body.name.strip()
-    if not name or not name.isprintable():
-        raise FieldError(422, "Team names must be non-empty printable text.", "name")
-    if crud.team_by_name(session=session, name=name) is not None:
-        raise FieldError(409, f"A team named {name!r} already exists.", "name")
+    try:
+        name = clean_team_name(body.name)
+    except ValueError as error:
+        raise FieldError(422, str(error), "name") from None
+    taken = crud.team_like(session=session, name=name)
+    if taken is not None:
+        raise FieldError(409, _taken(name, taken.name), "name")
     try:
         team, token = crud.create_team(session=session, name=name, baseline=body.baseline)
     except IntegrityError:
         session.rollback()
-        raise FieldError(409, f"A team named {name!r} already exists.", "name") from None
+        raise FieldError(409, _taken(name, name), "name") from None
     return TeamCreated(id=team.id, name=team.name, token=token)
+
+
+def _taken(name: str, existing: str) -> str:
+    if name == existing:
+        return f"A team named {name!r} already exists."
+    return f"A team named {existing!r} already exists; {name!r} differs only by case or form."
 
 
 @router.get("/me/quota", response_model=Quota)

@@ -337,3 +337,98 @@ def test_hostile_upload_is_refused_by_the_audit_with_a_reason(
     assert response.json().get("field") == "checkpoint"
     assert not MARKER.exists(), "uploaded code ran"
     assert not list(uploads.glob("*")), "a refused upload was kept"
+# --- crafted files whose checks used to raise something other than a refusal -------------
+
+
+def _pt2(model_json: bytes) -> bytes:
+    """A torch.export-shaped archive around a hand-written ``model.json``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("m/archive_format", "pt2")
+        archive.writestr("m/models/model.json", model_json)
+    return buffer.getvalue()
+
+
+def _program(input_spec: object, sizes: object) -> bytes:
+    import json
+
+    return json.dumps(
+        {
+            "graph_module": {
+                "signature": {"input_specs": [input_spec]},
+                "graph": {"tensor_values": {"x": {"sizes": sizes}}, "nodes": []},
+            }
+        }
+    ).encode()
+
+
+CRAFTED = {
+    # BINBYTES8 announcing 50 GiB in a 117-byte file (MemoryError when read naively).
+    "binbytes8-50GiB": lambda: (
+        b"\x80\x04\x8e" + struct.pack("<Q", 50 * 2**30) + b"\0" * 100 + b"."
+    )[:117],
+    # model.json with a list where an object belongs, plain ints where size objects belong
+    # (AttributeError), and 200 000 levels of nesting (RecursionError).
+    "pt2-list-for-dict": lambda: _pt2(_program({"user_input": []}, [])),
+    "pt2-int-sizes": lambda: _pt2(
+        _program({"user_input": {"arg": {"as_tensor": {"name": "x"}}}}, [1, 3, 32, 32])
+    ),
+    "pt2-deep-nesting": lambda: _pt2(b"[" * 200_000 + b"]" * 200_000),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_crafted_file_is_refused_and_not_kept(client, token, settings_env, case):
+    home = Path(settings_env["ARENA_HOME"])
+    name = "model.pt2" if case.startswith("pt2") else "model.pth"
+    response = _upload(client, token, CRAFTED[case](), name=name, arch="auto")
+    assert 400 <= response.status_code < 500, (case, response.text)
+    assert response.json().get("field") == "checkpoint"
+    assert len(response.json()["detail"]) > 10
+    assert not list((home / "uploads").glob("*")), "a refused upload was kept"
+    quota = client.get("/api/teams/me/quota", headers={"Authorization": f"Bearer {token}"})
+    assert quota.json()["used_today"] == 0 and quota.json()["active"] == 0
+
+
+def test_oversized_chunked_upload_is_413(client, token, monkeypatch):
+    """No Content-Length: the limit is found while the body streams in."""
+    monkeypatch.setenv("ARENA_MAX_UPLOAD_MB", "1")
+    from server.config import get_settings
+
+    get_settings.cache_clear()
+    boundary = "arena-boundary"
+
+    def body():
+        yield (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"arch\"\r\n\r\nlenet\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"checkpoint\"; "
+            'filename="big.pth"\r\n\r\n'
+        ).encode()
+        for _ in range(3 * 16):
+            yield b"\0" * 2**16
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post(
+        "/api/submissions",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+        content=body(),
+    )
+    assert response.status_code == 413, response.text
+    assert "larger than the limit of 1 MiB" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/submit", "/api/leaderboard", "/export/leaderboard.csv", "/api/architectures"]
+)
+def test_head_is_answered_like_get(client, path):
+    head, get = client.head(path), client.get(path)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
+def test_head_of_a_missing_page_is_404(client):
+    assert client.head("/teams/nobody").status_code == 404
