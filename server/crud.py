@@ -351,8 +351,18 @@ def fail_submission(
     return result.rowcount == 1
 
 
-def release_for_retry(*, session: Session, submission_id: int, owner: str, error: str) -> bool:
-    """Give a submission back to the queue after a platform failure (not the model's)."""
+def release_for_retry(
+    *, session: Session, submission_id: int, owner: str, error: str | None, count_attempt: bool = True
+) -> bool:
+    """Give a submission back to the queue after a platform failure (not the model's).
+
+    ``count_attempt=False`` (its worker was asked to stop) takes back the try its claim counted.
+    """
+    values: dict[str, Any] = {
+        "status": Status.QUEUED, "lease_owner": None, "lease_expires": None, "error": error,
+    }
+    if not count_attempt:
+        values.update(attempts=Submission.attempts - 1, progress=None)
     result = session.execute(
         update(Submission)
         .where(
@@ -360,7 +370,7 @@ def release_for_retry(*, session: Session, submission_id: int, owner: str, error
             Submission.lease_owner == owner,
             Submission.status == Status.RUNNING,
         )
-        .values(status=Status.QUEUED, lease_owner=None, lease_expires=None, error=error)
+        .values(**values)
     )
     session.commit()
     return result.rowcount == 1

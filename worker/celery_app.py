@@ -1,14 +1,17 @@
 """The Celery application of the workers.
 
 Tasks are acknowledged late and rejected (so redelivered) when their worker process dies;
-one task at a time per worker, since an evaluation fills a GPU.
+one task at a time per worker, since an evaluation fills a GPU. A worker asked to stop
+(SIGTERM, SIGINT) does not wait for a running evaluation, which can take hours: it kills the
+child and gives the submission back to the queue, uncharged, within seconds.
 """
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from server.config import get_settings
 from server.queue import broker_options
+from worker import runner
 
 
 def create_celery() -> Celery:
@@ -36,6 +39,12 @@ def _start_reconciler(**_kwargs: object) -> None:
     from worker.reconciler import Reconciler
 
     Reconciler.start_background(app)
+
+
+@worker_shutting_down.connect
+def _stop_evaluations(**_kwargs: object) -> None:
+    # Sent from the signal handler in the worker's main process, on warm and cold shutdown.
+    runner.request_stop()
 
 
 @worker_shutdown.connect
