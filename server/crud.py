@@ -7,12 +7,20 @@ is possible, so the database stays the single source of truth.
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.security import hash_token, new_token
-from server.tables import ACTIVE_STATUSES, Result, Status, Submission, Team, utcnow
+from server.tables import (
+    ACTIVE_STATUSES,
+    Result,
+    Status,
+    Submission,
+    Team,
+    WorkerHeartbeat,
+    utcnow,
+)
 
 
 class QuotaExceeded(Exception):
@@ -426,3 +434,40 @@ def requeue_expired(*, session: Session, submission_id: int, max_attempts: int) 
     )
     session.commit()
     return Status.QUEUED if result.rowcount == 1 else Status.RUNNING
+
+
+# --- workers alive ---------------------------------------------------------------------------
+
+
+def record_worker(*, session: Session, worker_id: str, hostname: str, pid: int) -> None:
+    """Insert or refresh a worker's heartbeat, with the submission it holds now."""
+    now = utcnow()
+    holding = session.scalar(
+        select(Submission.id)
+        .where(Submission.lease_owner == worker_id, Submission.status == Status.RUNNING)
+        .limit(1)
+    )
+    row = session.get(WorkerHeartbeat, worker_id)
+    if row is None:
+        row = WorkerHeartbeat(worker_id=worker_id, hostname=hostname, pid=pid, started_at=now)
+        session.add(row)
+    row.last_seen, row.submission_id = now, holding
+    session.commit()
+
+
+def forget_workers(*, session: Session, worker_id: str | None = None, unseen_for: float = 0) -> None:
+    """Delete one worker's heartbeat (it stops), or every one unseen for ``unseen_for`` s."""
+    if worker_id is not None:
+        condition = WorkerHeartbeat.worker_id == worker_id
+    else:
+        condition = WorkerHeartbeat.last_seen < utcnow() - timedelta(seconds=unseen_for)
+    session.execute(delete(WorkerHeartbeat).where(condition))
+    session.commit()
+
+
+def live_workers(*, session: Session, seen_within: float) -> int:
+    """How many workers were seen in the last ``seen_within`` seconds."""
+    cutoff = utcnow() - timedelta(seconds=seen_within)
+    return session.scalar(
+        select(func.count()).select_from(WorkerHeartbeat).where(WorkerHeartbeat.last_seen > cutoff)
+    ) or 0

@@ -36,8 +36,10 @@ app = create_celery()
 
 @worker_ready.connect
 def _start_reconciler(**_kwargs: object) -> None:
+    from worker.presence import Presence
     from worker.reconciler import Reconciler
 
+    Presence.start_background()
     Reconciler.start_background(app)
 
 
@@ -49,6 +51,8 @@ def _stop_evaluations(**_kwargs: object) -> None:
 
 @worker_shutdown.connect
 def _stop_reconciler(**_kwargs: object) -> None:
+    from worker.presence import Presence
     from worker.reconciler import Reconciler
 
     Reconciler.stop_background()
+    Presence.stop_background()

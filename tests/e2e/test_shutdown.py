@@ -7,9 +7,11 @@ back to the queue without counting a try, to finish after the next start with on
 import os
 import signal
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from server.estimates import NO_WORKER
 from tests.conftest import make_checkpoint
 from tests.e2e.test_platform import database_url
 from tests.e2e.test_reliability import result_rows, submit_slow, wait_running
@@ -120,5 +122,31 @@ def test_embedded_worker_that_dies_is_started_again(arena_env, tmp_path):
         created = platform.submit(token, make_checkpoint(tmp_path / "m.pth")).json()
         body = platform.wait_for(created["id"], token)
         assert body["status"] == "finished", (body, platform.logs_text())
+    finally:
+        platform.stop()
+
+
+def test_without_a_live_worker_the_api_and_the_page_say_so(arena_env, tmp_path):
+    platform = Platform(arena_env, tmp_path, with_worker=False)
+    try:
+        token = platform.create_team("Waiting")
+        checkpoint = make_checkpoint(tmp_path / "m.pth")
+
+        def says_no_worker(submission_id: int) -> bool:
+            body = platform.submission(submission_id, token)
+            page = httpx.get(f"{platform.url}/submissions/{submission_id}").text
+            return body["waiting_for_worker"] and NO_WORKER in body["estimate"]["summary"] and (
+                NO_WORKER in page
+            )
+
+        first = platform.submit(token, checkpoint).json()
+        assert says_no_worker(first["id"])
+        worker = platform.start_worker()
+        body = platform.wait_for(first["id"], token)
+        assert body["status"] == "finished", (body, platform.logs_text())
+
+        worker.stop()  # a worker that stops deletes its heartbeat
+        second = platform.submit(token, checkpoint).json()
+        assert says_no_worker(second["id"])
     finally:
         platform.stop()
