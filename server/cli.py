@@ -43,7 +43,7 @@ def serve(host: str, port: int, no_worker: bool, web_workers: int | None) -> Non
     _ensure_eval_set()
     from server.supervisor import Supervisor
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     [serve] %(message)s")
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/serve] %(message)s")
     arena = [sys.executable, "-m", "server.cli"]
     status = Supervisor(
         api=[*arena, "api", "--host", host, "--port", str(port), "--workers", str(api_workers)],

@@ -114,15 +114,17 @@ class Supervisor:
     def stop(self, children: list[Child]) -> None:
         """SIGTERM to every child at once, SIGKILL to any left after ``STOP_GRACE``."""
         started = time.monotonic()
-        live = [child.proc for child in children if child.running() and child.proc]
-        for proc in live:
-            proc.send_signal(signal.SIGTERM)
+        live = [child for child in children if child.running()]
+        for child in live:
+            assert child.proc is not None
+            child.proc.send_signal(signal.SIGTERM)
         deadline = started + STOP_GRACE
-        for proc in live:
+        for child in live:
+            assert child.proc is not None
             try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.error("pid %s did not stop within %g s: killed", proc.pid, STOP_GRACE)
-                proc.kill()
-                proc.wait()
-        log.info("stopped in %.1f s", time.monotonic() - started)
+                log.error("%s did not stop within %g s: killed", child.name, STOP_GRACE)
+                child.proc.kill()
+                child.proc.wait()
+            log.info("%s stopped after %.1f s", child.name, time.monotonic() - started)
