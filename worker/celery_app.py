@@ -35,7 +35,7 @@ app = create_celery()
 
 
 @worker_ready.connect
-def _start_reconciler(**_kwargs: object) -> None:
+def _start_background(**_kwargs: object) -> None:
     from worker.presence import Presence
     from worker.reconciler import Reconciler
 
@@ -50,7 +50,7 @@ def _stop_evaluations(**_kwargs: object) -> None:
 
 
 @worker_shutdown.connect
-def _stop_reconciler(**_kwargs: object) -> None:
+def _stop_background(**_kwargs: object) -> None:
     from worker.presence import Presence
     from worker.reconciler import Reconciler
 

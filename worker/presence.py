@@ -28,6 +28,8 @@ def _beat() -> None:
 
 
 class Presence:
+    """The heartbeat thread of this worker process (one per process, like the reconciler)."""
+
     _thread: threading.Thread | None = None
     _stop = threading.Event()
 
