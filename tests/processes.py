@@ -53,6 +53,11 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def children(pid: int) -> list[int]:
+    """Living processes whose parent is ``pid``."""
+    return [p for p in _pids() if (stat := _stat(p)) and stat[1] == pid and stat[0] not in "ZX"]
+
+
 def group_members(pgid: int) -> list[int]:
     """Living processes of the process group ``pgid``."""
     return [p for p in _pids() if (stat := _stat(p)) and stat[2] == pgid and stat[0] not in "ZX"]

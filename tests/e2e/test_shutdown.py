@@ -18,6 +18,7 @@ from tests.e2e.test_reliability import result_rows, submit_slow, wait_running
 from tests.processes import (
     Platform,
     alive,
+    children,
     command_line,
     descendants,
     group_members,
@@ -58,8 +59,8 @@ def test_stopped_worker_kills_its_child_and_releases_its_lease_within_seconds(sl
             lambda: platform.submission(created["id"], token)["status"] == "queued", 5,
             f"lease released\n{platform.logs_text()}",
         )
-        gone = wait_until(lambda: not any(map(alive, [worker.proc.pid, *tree])), 10,
-                          f"worker and child gone\n{platform.logs_text()}")
+        gone = released + wait_until(lambda: not any(map(alive, [worker.proc.pid, *tree])), 10,
+                                     f"worker and child gone\n{platform.logs_text()}")
         print(f"SIGTERM to a worker: lease released in {released:.2f} s, all gone in {gone:.2f} s")
         body = platform.submission(created["id"], token)
         assert body["attempts"] == 0 and body["error"] is None, body
@@ -93,8 +94,8 @@ def test_stopped_serve_leaves_no_process_and_finishes_the_evaluation_after_resta
         row = stored(slow_env, created["id"])
         assert row["status"] == "queued" and row["attempts"] == 0, row
 
-        # The next start evaluates 16 of the images only, to keep the test short.
-        platform.env = {**slow_env, "ARENA_EVAL_LIMIT": "16"}
+        # The next start evaluates 4 of the images only, to keep the test short.
+        platform.env = {**slow_env, "ARENA_EVAL_LIMIT": "4"}
         platform.restart_api(with_worker=True)
         body = platform.wait_for(created["id"], token)
         assert body["status"] == "finished", (body, platform.logs_text())
@@ -110,7 +111,7 @@ def test_embedded_worker_that_dies_is_started_again(arena_env, tmp_path):
         serve = platform.api.proc.pid
 
         def workers() -> list[int]:
-            return [p for p in descendants(serve) if command_line(p).split()[-1:] == ["worker"]]
+            return [p for p in children(serve) if command_line(p).split()[-1:] == ["worker"]]
 
         wait_until(workers, 60, "an embedded worker")
         [first] = workers()
