@@ -1,9 +1,8 @@
 """The ``arena`` command: serve, worker, team, evaluate, db, data."""
 
 import json
+import logging
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,30 +28,53 @@ def main() -> None:
     help="API processes (default ARENA_WEB_WORKERS, 1).",
 )
 def serve(host: str, port: int, no_worker: bool, web_workers: int | None) -> None:
-    """Start the API (uvicorn) and, unless --no-worker, a Celery worker beside it."""
-    import uvicorn
+    """Start the API (uvicorn) and, unless --no-worker, a Celery worker beside it.
 
+    Both stop within seconds of SIGTERM or SIGINT (the running evaluation goes back to the
+    queue, uncharged); a worker that dies is started again.
+    """
     from server.migrate import upgrade
 
     upgrade()
-    if not no_worker:
-        _ensure_eval_set()
-    worker = None if no_worker else subprocess.Popen([sys.executable, "-m", "server.cli", "worker"])
-    try:
-        uvicorn.run(
-            "server.main:app",
-            host=host,
-            port=port,
-            log_level="info",
-            workers=web_workers or get_settings().web_workers,
-        )
-    finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+    api_workers = web_workers or get_settings().web_workers
+    if no_worker:
+        _run_api(host, port, api_workers)
+        return
+    _ensure_eval_set()
+    from server.supervisor import Supervisor
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/serve] %(message)s")
+    arena = [sys.executable, "-m", "server.cli"]
+    status = Supervisor(
+        api=[*arena, "api", "--host", host, "--port", str(port), "--workers", str(api_workers)],
+        worker=[*arena, "worker"],
+    ).run()
+    if status:
+        raise SystemExit(status)
+
+
+@main.command(hidden=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+def api(host: str, port: int, workers: int) -> None:
+    """Run the API alone, on a migrated database (``arena serve`` starts it as a child)."""
+    _run_api(host, port, workers)
+
+
+def _run_api(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from server.supervisor import API_GRACE
+
+    uvicorn.run(
+        "server.main:app",
+        host=host,
+        port=port,
+        log_level="info",
+        workers=workers,
+        timeout_graceful_shutdown=API_GRACE,
+    )
 
 
 def _ensure_eval_set() -> None:

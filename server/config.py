@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(60.0, description="Worker lease on a running submission.")
     reconcile_seconds: float = Field(15.0, description="How often workers look for lost work.")
     requeue_after_seconds: float = Field(30.0, description="Queued this long and absent: requeue.")
+    worker_heartbeat_seconds: float = Field(
+        5.0, description="How often a worker records that it is alive (gone after 3 missed)."
+    )
     max_attempts: int = Field(3, description="Tries of a submission failed by the platform.")
     soft_time_limit: float = Field(3 * 3600.0, description="Seconds before an evaluation stops.")
     hard_time_limit: float = Field(3 * 3600.0 + 300, description="Seconds before it is killed.")

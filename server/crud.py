@@ -7,13 +7,21 @@ is possible, so the database stays the single source of truth.
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.names import name_key
 from server.security import hash_token, new_token
-from server.tables import ACTIVE_STATUSES, Result, Status, Submission, Team, utcnow
+from server.tables import (
+    ACTIVE_STATUSES,
+    Result,
+    Status,
+    Submission,
+    Team,
+    WorkerHeartbeat,
+    utcnow,
+)
 
 
 class QuotaExceeded(Exception):
@@ -379,8 +387,18 @@ def fail_submission(
     return result.rowcount == 1
 
 
-def release_for_retry(*, session: Session, submission_id: int, owner: str, error: str) -> bool:
-    """Give a submission back to the queue after a platform failure (not the model's)."""
+def release_for_retry(
+    *, session: Session, submission_id: int, owner: str, error: str | None, count_attempt: bool = True
+) -> bool:
+    """Give a submission back to the queue after a platform failure (not the model's).
+
+    ``count_attempt=False`` (its worker was asked to stop) takes back the try its claim counted.
+    """
+    values: dict[str, Any] = {
+        "status": Status.QUEUED, "lease_owner": None, "lease_expires": None, "error": error,
+    }
+    if not count_attempt:
+        values.update(attempts=Submission.attempts - 1, progress=None)
     result = session.execute(
         update(Submission)
         .where(
@@ -388,7 +406,7 @@ def release_for_retry(*, session: Session, submission_id: int, owner: str, error
             Submission.lease_owner == owner,
             Submission.status == Status.RUNNING,
         )
-        .values(status=Status.QUEUED, lease_owner=None, lease_expires=None, error=error)
+        .values(**values)
     )
     session.commit()
     return result.rowcount == 1
@@ -444,3 +462,40 @@ def requeue_expired(*, session: Session, submission_id: int, max_attempts: int) 
     )
     session.commit()
     return Status.QUEUED if result.rowcount == 1 else Status.RUNNING
+
+
+# --- workers alive ---------------------------------------------------------------------------
+
+
+def record_worker(*, session: Session, worker_id: str, hostname: str, pid: int) -> None:
+    """Insert or refresh a worker's heartbeat, with the submission it holds now."""
+    now = utcnow()
+    holding = session.scalar(
+        select(Submission.id)
+        .where(Submission.lease_owner == worker_id, Submission.status == Status.RUNNING)
+        .limit(1)
+    )
+    row = session.get(WorkerHeartbeat, worker_id)
+    if row is None:
+        row = WorkerHeartbeat(worker_id=worker_id, hostname=hostname, pid=pid, started_at=now)
+        session.add(row)
+    row.last_seen, row.submission_id = now, holding
+    session.commit()
+
+
+def forget_workers(*, session: Session, worker_id: str | None = None, unseen_for: float = 0) -> None:
+    """Delete one worker's heartbeat (it stops), or every one unseen for ``unseen_for`` s."""
+    if worker_id is not None:
+        condition = WorkerHeartbeat.worker_id == worker_id
+    else:
+        condition = WorkerHeartbeat.last_seen < utcnow() - timedelta(seconds=unseen_for)
+    session.execute(delete(WorkerHeartbeat).where(condition))
+    session.commit()
+
+
+def live_workers(*, session: Session, seen_within: float) -> int:
+    """How many workers were seen in the last ``seen_within`` seconds."""
+    cutoff = utcnow() - timedelta(seconds=seen_within)
+    return session.scalar(
+        select(func.count()).select_from(WorkerHeartbeat).where(WorkerHeartbeat.last_seen > cutoff)
+    ) or 0

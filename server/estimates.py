@@ -7,7 +7,7 @@ architecture, with or without a σ to certify (a WideResNet-34-10 takes many tim
 time, and certification often more than all the attacks) — else for all. The submissions
 ahead are handed, first come first served, to the workers busy now (at least one), each of
 which frees up when its current evaluation would typically end. It remains an estimate, and
-the pages say so.
+the pages say so. With no worker alive (none recorded a heartbeat lately) no start is promised.
 """
 
 import heapq
@@ -20,6 +20,8 @@ from server.schemas import WaitEstimate
 RECENT = 20
 #: How many of one kind make its own median worth more than the suite's.
 SAME_KIND = 3
+#: What the estimate says while no worker is alive.
+NO_WORKER = "no worker is running; evaluation starts when one is"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,16 @@ def for_queued(
         finish_in_seconds=start + own.seconds,
         summary=f"expected to start {_within(start)} and to finish "
         f"{_within(start + own.seconds)} ({_basis(own)})",
+    )
+
+
+def without_worker(*, history: History, kind: Kind) -> WaitEstimate:
+    """A submission waiting while no worker is alive: its start cannot be foreseen."""
+    own = history.typical(kind) if history.runs else None
+    return WaitEstimate(
+        typical_seconds=own.seconds if own else None,
+        based_on=own.based_on if own else 0,
+        summary=NO_WORKER,
     )
 
 

@@ -29,6 +29,9 @@ def present_submission(
         if submission.status == Status.QUEUED
         else None
     )
+    waiting = submission.status in (Status.QUEUED, Status.RUNNING) and not crud.live_workers(
+        session=session, seen_within=3 * settings.worker_heartbeat_seconds
+    )
     return SubmissionPublic(
         id=submission.id,
         team=submission.team.name,
@@ -41,7 +44,8 @@ def present_submission(
         status=submission.status,
         queue_position=None if ahead is None else len(ahead) + 1,
         progress=Progress(**submission.progress) if submission.progress else None,
-        estimate=_estimate(session, submission, ahead),
+        estimate=_estimate(session, submission, ahead, waiting_for_worker=waiting),
+        waiting_for_worker=waiting,
         results=results,
         score=score_of(results, settings.score_weights()) if results else None,
         error=error,
@@ -53,7 +57,11 @@ def present_submission(
 
 
 def _estimate(
-    session: Session, submission: Submission, ahead: list[tuple[str, bool]] | None
+    session: Session,
+    submission: Submission,
+    ahead: list[tuple[str, bool]] | None,
+    *,
+    waiting_for_worker: bool,
 ) -> WaitEstimate | None:
     if submission.status not in (Status.QUEUED, Status.RUNNING):
         return None
@@ -62,6 +70,8 @@ def _estimate(
     # Enough history for a median per kind among the recent runs of every kind.
     runs = crud.recent_runs(session=session, suite=submission.suite, limit=10 * estimates.RECENT)
     history = estimates.History([(Kind(arch, cert), seconds) for arch, cert, seconds in runs])
+    if waiting_for_worker:
+        return estimates.without_worker(history=history, kind=kind)
     if ahead is not None:
         running = crud.running_now(session=session)
         return estimates.for_queued(

@@ -28,8 +28,10 @@ class Progress(BaseModel):
 class WaitEstimate(BaseModel):
     """When the results should come (server/estimates.py): a rough figure, not a promise."""
 
-    typical_seconds: float = Field(description="Median duration of recent evaluations.")
-    based_on: int = Field(description="How many recent evaluations that median comes from.")
+    typical_seconds: float | None = Field(
+        None, description="Median duration of recent evaluations (null before the first)."
+    )
+    based_on: int = Field(0, description="How many recent evaluations that median comes from.")
     start_in_seconds: float | None = Field(
         None, description="Until a worker takes it up (queued submissions only)."
     )
@@ -62,6 +64,9 @@ class SubmissionPublic(BaseModel):
     queue_position: int | None = None
     progress: Progress | None = None
     estimate: WaitEstimate | None = None
+    waiting_for_worker: bool = Field(
+        False, description="Queued or running while no worker is alive: it starts when one is."
+    )
     results: dict[str, Any] | None = None
     score: float | None = None
     error: str | None = None

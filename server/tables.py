@@ -1,4 +1,5 @@
-"""The three tables: teams, their submissions, and one result per finished submission."""
+"""The tables: teams, their submissions, one result per finished submission, and the workers
+alive now."""
 
 import enum
 from datetime import UTC, datetime
@@ -113,3 +114,18 @@ class Result(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     submission: Mapped[Submission] = relationship(back_populates="result")
+
+
+class WorkerHeartbeat(Base):
+    """A running worker, seen again every few seconds: with none seen lately, the pages say that
+    evaluations wait for a worker instead of promising a start. A stopping worker deletes its
+    row; a killed one's row goes stale."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    submission_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,64 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, process group) of a process, None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return fields[0], int(fields[1]), int(fields[2])
+
+
+def alive(pid: int) -> bool:
+    """Running or sleeping, not gone and not a zombie (which only waits to be reaped)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (children, grandchildren...), whatever its session."""
+    parents = {p: stat[1] for p in _pids() if (stat := _stat(p)) and stat[0] not in ("Z", "X")}
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """Living processes whose parent is ``pid``."""
+    return [p for p in _pids() if (stat := _stat(p)) and stat[1] == pid and stat[0] not in "ZX"]
+
+
+def group_members(pgid: int) -> list[int]:
+    """Living processes of the process group ``pgid``."""
+    return [p for p in _pids() if (stat := _stat(p)) and stat[2] == pgid and stat[0] not in "ZX"]
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> float:
+    """Poll ``condition`` until it holds; returns the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"not within {timeout:g} s: {what}")
+        time.sleep(0.05)
+    return time.monotonic() - started
 
 
 class Process:
@@ -121,6 +180,15 @@ class Platform:
                 files={"checkpoint": (checkpoint.name, handle)},
                 timeout=180,
             )
+
+    def submission(self, submission_id: int, token: str) -> dict:
+        response = httpx.get(
+            f"{self.url}/api/submissions/{submission_id}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
 
     def wait_for(self, submission_id: int, token: str, timeout: float = 600,
                  statuses: set[str] = TERMINAL) -> dict:

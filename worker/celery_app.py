@@ -1,14 +1,17 @@
 """The Celery application of the workers.
 
 Tasks are acknowledged late and rejected (so redelivered) when their worker process dies;
-one task at a time per worker, since an evaluation fills a GPU.
+one task at a time per worker, since an evaluation fills a GPU. A worker asked to stop
+(SIGTERM, SIGINT) does not wait for a running evaluation, which can take hours: it kills the
+child and gives the submission back to the queue, uncharged, within seconds.
 """
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from server.config import get_settings
 from server.queue import broker_options
+from worker import runner
 
 
 def create_celery() -> Celery:
@@ -32,14 +35,24 @@ app = create_celery()
 
 
 @worker_ready.connect
-def _start_reconciler(**_kwargs: object) -> None:
+def _start_background(**_kwargs: object) -> None:
+    from worker.presence import Presence
     from worker.reconciler import Reconciler
 
+    Presence.start_background()
     Reconciler.start_background(app)
 
 
+@worker_shutting_down.connect
+def _stop_evaluations(**_kwargs: object) -> None:
+    # Sent from the signal handler in the worker's main process, on warm and cold shutdown.
+    runner.request_stop()
+
+
 @worker_shutdown.connect
-def _stop_reconciler(**_kwargs: object) -> None:
+def _stop_background(**_kwargs: object) -> None:
+    from worker.presence import Presence
     from worker.reconciler import Reconciler
 
     Reconciler.stop_background()
+    Presence.stop_background()

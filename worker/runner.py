@@ -32,6 +32,19 @@ log = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
+#: Set once this worker is asked to stop: its children are killed and their submissions go
+#: back to the queue without counting a try (they finish after the next start).
+stopping = threading.Event()
+#: Exit statuses of a child ended by SIGINT or SIGTERM (directly or through a shell): a stop
+#: of the worker or of its process group, never the model's fault nor an out-of-memory kill.
+INTERRUPTED = {-signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
+
+
+def request_stop() -> None:
+    """Called from the worker's shutdown signal handler, so it only sets a flag: the watchdog
+    of each running evaluation kills its child within half a second."""
+    stopping.set()
+
 
 def stages_for(submission: Submission) -> list[str]:
     """The stages the engine will report for this submission, in its order."""
@@ -128,7 +141,7 @@ def _run_child(command: list[str], heartbeat: Heartbeat, settings: Settings) -> 
         nonlocal timed_out
         while child.poll() is None:
             elapsed = time.monotonic() - started
-            if heartbeat.lost.is_set():
+            if heartbeat.lost.is_set() or stopping.is_set():
                 child.kill()
             elif elapsed > settings.hard_time_limit:
                 timed_out = True
@@ -195,6 +208,14 @@ def _settle(
                 session=session, submission_id=submission_id, owner=WORKER_ID, results=results
             )
             return "finished"
+        if stopping.is_set() or (not outcome.timed_out and outcome.returncode in INTERRUPTED):
+            log.warning("submission %s: worker stopping, back to the queue", submission_id)
+            if crud.release_for_retry(
+                session=session, submission_id=submission_id, owner=WORKER_ID, error=None,
+                count_attempt=False,
+            ):
+                queue.enqueue(session, submission_id)
+            return "released"
         if outcome.timed_out:
             crud.fail_submission(
                 session=session, submission_id=submission_id, owner=WORKER_ID, charged=True,

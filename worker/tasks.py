@@ -1,11 +1,16 @@
 """Celery tasks: thin wrappers that take a submission id and call plain functions."""
 
+from celery.exceptions import Reject
+
 from server.queue import EVALUATE_TASK
+from worker import runner
 from worker.celery_app import app
-from worker.runner import run_submission
 
 
 @app.task(name=EVALUATE_TASK, acks_late=True, reject_on_worker_lost=True)
 def evaluate_submission(submission_id: int) -> str:
     """Evaluate one submission; safe to receive twice (the lease decides who runs it)."""
-    return run_submission(submission_id)
+    if runner.stopping.is_set():
+        # Delivered while this worker shuts down: leave the message for the next worker.
+        raise Reject("the worker is stopping", requeue=True)
+    return runner.run_submission(submission_id)

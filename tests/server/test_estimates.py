@@ -5,8 +5,17 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from server import crud
 from server.db import session_scope
-from server.estimates import History, Kind, about, for_queued, for_running
+from server.estimates import (
+    NO_WORKER,
+    History,
+    Kind,
+    about,
+    for_queued,
+    for_running,
+    without_worker,
+)
 from server.main import create_app
 from server.tables import Status, utcnow
 from tests.server.test_pages import add_submission, team
@@ -96,6 +105,7 @@ def test_api_and_page_show_the_estimate_of_a_queued_and_a_running_submission(set
             lease_owner="worker-1", lease_expires=now + timedelta(seconds=60),
         )
         queued = add_submission(session, bob, status=Status.QUEUED)
+        crud.record_worker(session=session, worker_id="worker-1", hostname="gpu-1", pid=7)
     client = TestClient(create_app())
 
     waiting = client.get(f"/api/submissions/{queued}").json()
@@ -115,3 +125,32 @@ def test_api_and_page_show_the_estimate_of_a_queued_and_a_running_submission(set
     assert "a typical lenet evaluation takes 5 min: the median of the last 3 of this suite" in page
     done = client.get("/api/submissions/1").json()
     assert done["status"] == "finished" and done["estimate"] is None
+
+
+def test_without_a_live_worker_no_start_is_promised(settings_env):
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        now = utcnow()
+        add_submission(session, ada, started_at=now - timedelta(minutes=9),
+                       finished_at=now - timedelta(minutes=4))
+        queued = add_submission(session, ada, status=Status.QUEUED)
+        crud.record_worker(session=session, worker_id="gone", hostname="gpu-1", pid=7)
+        crud.forget_workers(session=session, worker_id="gone")
+    client = TestClient(create_app())
+    waiting = client.get(f"/api/submissions/{queued}").json()
+    assert waiting["waiting_for_worker"] is True and waiting["queue_position"] == 1
+    assert waiting["estimate"]["summary"] == NO_WORKER
+    assert waiting["estimate"]["start_in_seconds"] is None
+    assert NO_WORKER in client.get(f"/submissions/{queued}").text
+    assert "(no worker is running)" in client.get("/teams/Ada").text
+
+    with session_scope() as session:
+        crud.record_worker(session=session, worker_id="back", hostname="gpu-1", pid=8)
+    waiting = client.get(f"/api/submissions/{queued}").json()
+    assert waiting["waiting_for_worker"] is False
+    assert waiting["estimate"]["summary"].startswith("expected to start now")
+
+
+def test_without_a_worker_or_history_the_estimate_still_says_so():
+    estimate = without_worker(history=History([]), kind=LENET)
+    assert (estimate.summary, estimate.typical_seconds, estimate.based_on) == (NO_WORKER, None, 0)

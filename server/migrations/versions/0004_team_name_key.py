@@ -4,7 +4,7 @@ Existing teams get their key in creation order; a look-alike of an earlier team 
 key (the unique index allows several) and is listed by `arena db upgrade`, not renamed.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-02 10:00:00
 """
 import unicodedata
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
