@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     memory_limit_mb: int = Field(
         0, description="Address-space limit of the evaluating child; 0 = none (CUDA needs none)."
     )
+    sandbox_user: str = Field(
+        "arena-sandbox", description="User the children run as when started as root (else nobody)."
+    )
     probe_timeout: float = Field(120.0, description="Seconds for the pre-queue model check.")
     probe_memory_limit_mb: int = Field(
         6144, description="Address-space limit of the pre-queue check (CPU only); 0 = none."

@@ -66,10 +66,13 @@ def _searchable(path: str, uid: int, gid: int) -> bool:
     return bool(info.st_mode & stat.S_IXOTH)
 
 
-def _hidden_steps(paths: Iterable[str], uid: int, gid: int) -> dict[str, list[str]]:
-    """Directories the uid cannot cross on the way to ``paths``: {directory: [children]}."""
+def _hidden_steps(paths: Iterable[str | int], uid: int, gid: int) -> dict[str, list[str]]:
+    """Directories the uid cannot cross on the way to ``paths`` (descriptors need no path):
+    {directory: [children]}."""
     steps: dict[str, list[str]] = {}
     for path in paths:
+        if isinstance(path, int) or not os.path.exists(path):
+            continue
         parts = Path(os.path.realpath(path)).parts
         for depth in range(1, len(parts)):
             parent = str(Path(*parts[:depth]))

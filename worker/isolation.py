@@ -24,7 +24,7 @@ import sysconfig
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
@@ -145,7 +145,7 @@ class Sandbox:
         """Run ``python -I ARGS`` confined; the child finds the files at ``self.fds``."""
         policy = {
             "uid": self.uid, "gid": self.gid, "parent": os.getpid(), "report_fd": report_fd,
-            "read": _read_paths(), "write": [str(self.scratch)], "devices": ["/dev"],
+            "read": [*_read_paths(), *self.fds], "write": [str(self.scratch)], "devices": ["/dev"],
             "limits": self.limits.rlimits(),
         }
         passed = [*self.fds, self.message_fd, *([report_fd] if report_fd is not None else [])]
@@ -240,5 +240,3 @@ def log_layers(user: str, who: str) -> LayerReport:
     log.log(level, "%s children are isolated by %s", who, report.describe())
     return report
 
-
-__all__ = ["Limits", "LayerReport", "Sandbox", "asdict", "layers", "log_layers", "sandbox_ids"]

@@ -63,9 +63,11 @@ def _handled_fs(version: int) -> int:
     return rights
 
 
-def restrict(*, read: Iterable[str], write: Iterable[str], devices: Iterable[str] = ()) -> int:
-    """Confine this process (needs no_new_privs); returns the ABI used. Paths that do not
-    exist are skipped; ``devices`` may be read and written (``/dev``), not created."""
+def restrict(*, read: Iterable[str | int], write: Iterable[str],
+             devices: Iterable[str] = ()) -> int:
+    """Confine this process (needs no_new_privs); returns the ABI used. ``read`` takes paths
+    or open descriptors (exactly that file); paths that do not exist are skipped;
+    ``devices`` may be read and written (``/dev``), not created."""
     version = abi()
     if version < 1:
         raise OSError("Landlock is not available on this kernel")
@@ -83,9 +85,9 @@ def restrict(*, read: Iterable[str], write: Iterable[str], devices: Iterable[str
     return version
 
 
-def _allow(ruleset: int, path: str, allowed: int) -> None:
+def _allow(ruleset: int, path: str | int, allowed: int) -> None:
     try:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC) if isinstance(path, str) else os.dup(path)
     except OSError:
         return
     try:

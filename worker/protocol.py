@@ -102,9 +102,11 @@ def encode(message: Message) -> bytes:
 def read_messages(stream: BinaryIO) -> Iterator[Message]:
     """Validated messages from the child's pipe until it closes; raises MalformedMessage at
     the first line that is too long, not a known message, or one too many."""
-    count = 0
+    count, finished = 0, False
     while line := stream.readline(MAX_LINE_BYTES + 1):
         count += 1
+        if finished:
+            raise MalformedMessage("a message after the final one")
         if len(line) > MAX_LINE_BYTES:
             raise MalformedMessage(f"a line longer than {MAX_LINE_BYTES} bytes")
         if not line.endswith(b"\n"):
@@ -112,8 +114,10 @@ def read_messages(stream: BinaryIO) -> Iterator[Message]:
         if count > MAX_MESSAGES:
             raise MalformedMessage(f"more than {MAX_MESSAGES} messages")
         try:
-            yield _MESSAGE.validate_json(line)
+            message = _MESSAGE.validate_json(line)
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"][1:]) or "the message"
             raise MalformedMessage(f"{where}: {first['msg']}") from None
+        finished = isinstance(message, Done)
+        yield message
