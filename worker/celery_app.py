@@ -38,6 +38,13 @@ def _start_reconciler(**_kwargs: object) -> None:
     Reconciler.start_background(app)
 
 
+@worker_ready.connect
+def _report_isolation(**_kwargs: object) -> None:
+    from worker.isolation import log_layers
+
+    log_layers(get_settings().sandbox_user, "This worker's evaluation")
+
+
 @worker_shutdown.connect
 def _stop_reconciler(**_kwargs: object) -> None:
     from worker.reconciler import Reconciler

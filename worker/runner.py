@@ -123,44 +123,50 @@ def _run_child(submission: Submission, heartbeat: Heartbeat, settings: Settings)
     try:
         box = sandbox.__enter__()
     except OSError as error:
-        return ChildOutcome(PLATFORM_FAULT, {"message": f"Evaluation set problem: {error}"},
-                            False, False)
+        reason = f"the evaluation's files could not be opened: {error}"
+        return ChildOutcome(PLATFORM_FAULT, {"message": reason}, False, False)
     with box:
         box.start(["-m", "worker.sandbox", _job(submission, settings, box).model_dump_json()])
-        child = box.process
-        assert child is not None
-        started = time.monotonic()
-        timed_out = False
+        return _supervise(box, heartbeat, settings)
 
-        def watchdog() -> None:
-            nonlocal timed_out
-            while child.poll() is None:
-                elapsed = time.monotonic() - started
-                if heartbeat.lost.is_set():
-                    child.kill()
-                elif elapsed > settings.hard_time_limit:
-                    timed_out = True
-                    child.kill()
-                elif elapsed > settings.soft_time_limit:
-                    timed_out = True
-                    child.send_signal(signal.SIGTERM)
-                time.sleep(0.5)
 
-        threading.Thread(target=watchdog, daemon=True).start()
-        answer: dict[str, Any] | None = None
-        try:
-            for message in box.messages():
-                if isinstance(message, Progress):
-                    heartbeat.update(message.stage, message.done, message.total)
-                else:
-                    answer = message.model_dump()
-        except MalformedMessage as error:
-            child.kill()
-            child.wait()
-            answer = {"ok": False, "kind": "model",
-                      "message": f"The evaluating process sent a malformed message: {error}"}
-            return ChildOutcome(MODEL_FAULT, answer, timed_out, heartbeat.lost.is_set())
-        return ChildOutcome(child.wait(), answer, timed_out, heartbeat.lost.is_set())
+def _supervise(box: Sandbox, heartbeat: Heartbeat, settings: Settings) -> ChildOutcome:
+    """Pass the child's progress to the heartbeat until it ends; stop it at the time limit
+    or when the lease is lost, and at its first malformed message (a fault of the model)."""
+    child = box.process
+    assert child is not None
+    started = time.monotonic()
+    timed_out = False
+
+    def watchdog() -> None:
+        nonlocal timed_out
+        while child.poll() is None:
+            elapsed = time.monotonic() - started
+            if heartbeat.lost.is_set():
+                child.kill()
+            elif elapsed > settings.hard_time_limit:
+                timed_out = True
+                child.kill()
+            elif elapsed > settings.soft_time_limit:
+                timed_out = True
+                child.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    answer: dict[str, Any] | None = None
+    try:
+        for message in box.messages():
+            if isinstance(message, Progress):
+                heartbeat.update(message.stage, message.done, message.total)
+            else:
+                answer = message.model_dump()
+    except MalformedMessage as error:
+        child.kill()
+        child.wait()
+        answer = {"ok": False, "kind": "model",
+                  "message": f"The evaluating process sent a malformed message: {error}"}
+        return ChildOutcome(MODEL_FAULT, answer, timed_out, heartbeat.lost.is_set())
+    return ChildOutcome(child.wait(), answer, timed_out, heartbeat.lost.is_set())
 
 
 def run_submission(submission_id: int, *, settings: Settings | None = None) -> str:
