@@ -235,7 +235,10 @@ def layers(user: str = "arena-sandbox") -> LayerReport:
 
 def log_layers(user: str, who: str) -> LayerReport:
     """Say once, at start, which layers confine this process's children."""
-    report = layers(user)
+    try:
+        report = layers(user)
+    except OSError as error:
+        report = LayerReport(PARENT_LAYERS, {"confinement": f"no child could start: {error}"})
     level = logging.WARNING if report.missing else logging.INFO
     log.log(level, "%s children are isolated by %s", who, report.describe())
     return report

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,12 +121,12 @@ def _run_child(submission: Submission, heartbeat: Heartbeat, settings: Settings)
              settings.eval_set or settings.default_eval_set]
     sandbox = Sandbox(files=files, limits=Limits(address_space_mb=settings.memory_limit_mb),
                       user=settings.sandbox_user)
-    try:
-        box = sandbox.__enter__()
-    except OSError as error:
-        reason = f"the evaluation's files could not be opened: {error}"
-        return ChildOutcome(PLATFORM_FAULT, {"message": reason}, False, False)
-    with box:
+    with ExitStack() as stack:
+        try:
+            box = stack.enter_context(sandbox)
+        except OSError as error:
+            reason = f"the evaluation's files could not be opened: {error}"
+            return ChildOutcome(PLATFORM_FAULT, {"message": reason}, False, False)
         box.start(["-m", "worker.sandbox", _job(submission, settings, box).model_dump_json()])
         return _supervise(box, heartbeat, settings)
 

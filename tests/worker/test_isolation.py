@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from server.config import Settings
+from server.probe import probe_checkpoint
 from tests.conftest import make_checkpoint, make_labelled_eval_set
 from worker.isolation import Limits, Sandbox, layers
 from worker.protocol import STOPPED, Done, Job, Progress
@@ -100,6 +102,15 @@ def test_the_child_reads_the_passed_files_whatever_their_directories_allow(tmp_p
     assert seen["data"] == "the upload"
     if AS_ROOT:
         assert seen["by_path"] is False  # only through the descriptor it was given
+
+
+def test_the_probe_loads_an_upload_only_the_platform_may_open(tmp_path: Path) -> None:
+    closed = tmp_path / "uploads"
+    closed.mkdir(mode=0o700)
+    upload = make_checkpoint(closed / "upload.pt")
+    upload.chmod(0o600)
+    result = probe_checkpoint(upload, arch="auto", mean=None, std=None, settings=Settings())
+    assert result.ok and result.arch == "lenet", result.message
 
 
 def test_writing_outside_the_scratch_directory_fails(tmp_path: Path) -> None:
