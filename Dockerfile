@@ -4,6 +4,9 @@ FROM python:3.11-slim
 
 RUN apt-get update && apt-get install -y --no-install-recommends make \
     && rm -rf /var/lib/apt/lists/*
+# The unprivileged user the children that touch uploads run as (ARENA_SANDBOX_USER).
+RUN useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    arena-sandbox
 
 WORKDIR /app
 COPY pyproject.toml Makefile README.md ./

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     upload_grace_seconds: float = Field(
         3600.0, description="Age after which a stored file no submission refers to is deleted."
     )
+    sandbox_user: str = Field(
+        "arena-sandbox", description="User the children run as when started as root (else nobody)."
+    )
     probe_timeout: float = Field(120.0, description="Seconds for the pre-queue model check.")
     probe_memory_limit_mb: int = Field(
         6144, description="Address-space limit of the pre-queue check (CPU only); 0 = none."

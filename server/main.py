@@ -1,10 +1,14 @@
 """The FastAPI application: routers, error handlers, static files."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
+from server.config import get_settings
 from server.errors import install_error_handlers
 from server.head import HeadAsGet
 from server.limits import UploadSizeLimit
@@ -14,8 +18,18 @@ from server.upload_gate import TokenBeforeBody
 STATIC = Path(__file__).parent / "static"
 
 
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Say once which isolation layers the pre-queue probe's children get on this host."""
+    from worker.isolation import log_layers
+
+    await run_in_threadpool(log_layers, get_settings().sandbox_user, "The API's probe")
+    yield
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="Robustness Arena",
         description="Upload CIFAR-10 checkpoints; they are evaluated under adversarial attacks "
         "and randomized-smoothing certification, and ranked on a leaderboard.",

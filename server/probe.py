@@ -1,18 +1,17 @@
-"""The pre-queue check of an upload, run in a separate, resource-limited process.
+"""The pre-queue check of an upload, run in a confined child process.
 
-The API process never unpickles an upload: it runs ``python -m worker.sandbox probe`` and
-reads one JSON line back, so a broken model is refused in seconds with its reason.
+The API process never unpickles an upload: it starts ``worker.sandbox`` through
+``worker.isolation`` with the upload's descriptor and reads one validated message back from
+the child's own pipe, so a broken model is refused in seconds with its reason.
 """
 
-import json
-import os
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from server.config import Settings
+from worker.isolation import Limits, Sandbox
+from worker.protocol import Done, Job, MalformedMessage
 
 # At most two probes at once: each is a Python process with torch loaded.
 _SLOTS = threading.BoundedSemaphore(2)
@@ -33,38 +32,40 @@ def probe_checkpoint(
     std: list[float] | None,
     settings: Settings,
 ) -> ProbeResult:
-    command = [sys.executable, "-m", "worker.sandbox", "probe", str(path), "--arch", arch]
-    if mean is not None:
-        command += ["--mean", ",".join(map(str, mean))]
-    if std is not None:
-        command += ["--std", ",".join(map(str, std))]
-    with _SLOTS:
-        try:
-            completed = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=settings.probe_timeout,
-                env=_child_env(settings),
-            )
-        except subprocess.TimeoutExpired:
+    sandbox = Sandbox(
+        files=[path],
+        limits=Limits(address_space_mb=settings.probe_memory_limit_mb),
+        user=settings.sandbox_user,
+        env={"OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},  # the check runs on the CPU
+    )
+    with _SLOTS, sandbox as box:
+        job = Job(kind="probe", message_fd=box.message_fd, checkpoint_fd=box.fds[0], arch=arch,
+                  mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
+                  memory_limit_mb=settings.probe_memory_limit_mb)
+        box.start(["-m", "worker.sandbox", job.model_dump_json()])
+        answers: list[Done | MalformedMessage] = []
+        reader = threading.Thread(target=_read_answer, args=(box, answers), daemon=True)
+        reader.start()
+        reader.join(settings.probe_timeout)
+        if reader.is_alive():
             return ProbeResult(
                 False,
                 f"The model did not load and answer within {settings.probe_timeout:g} s.",
             )
-    for line in reversed(completed.stdout.splitlines()):
-        if line.startswith("{"):
-            answer = json.loads(line)
-            return ProbeResult(bool(answer["ok"]), answer.get("message", ""), answer.get("arch"))
-    return ProbeResult(
-        False, "The model crashed the loading process (out of memory or a fatal error)."
-    )
+    answer = answers[0] if answers else None
+    if isinstance(answer, MalformedMessage):
+        return ProbeResult(False, f"The model check sent a malformed message: {answer}")
+    if answer is None or answer.kind == "stopped":
+        return ProbeResult(
+            False, "The model crashed the loading process (out of memory or a fatal error)."
+        )
+    return ProbeResult(answer.ok, answer.message, answer.arch)
 
 
-def _child_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env["ARENA_MEMORY_LIMIT_MB"] = str(settings.probe_memory_limit_mb)
-    env["CUDA_VISIBLE_DEVICES"] = ""  # the check runs on the CPU
-    return env
+def _read_answer(box: Sandbox, answers: list[Done | MalformedMessage]) -> None:
+    try:
+        for message in box.messages():
+            if isinstance(message, Done):
+                answers.append(message)
+    except MalformedMessage as error:
+        answers.append(error)

@@ -49,6 +49,13 @@ def _stop_evaluations(**_kwargs: object) -> None:
     runner.request_stop()
 
 
+@worker_ready.connect
+def _report_isolation(**_kwargs: object) -> None:
+    from worker.isolation import log_layers
+
+    log_layers(get_settings().sandbox_user, "This worker's evaluation")
+
+
 @worker_shutdown.connect
 def _stop_background(**_kwargs: object) -> None:
     from worker.presence import Presence

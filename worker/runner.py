@@ -5,17 +5,14 @@ child's progress. Whatever happens, the submission ends in exactly one of: finis
 result row), failed with a reason, or back in the queue for another try.
 """
 
-import json
 import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,15 @@ from server.db import session_scope
 from server.storage import upload_path
 from server.tables import Submission
 from worker.engine.suites import get_suite
-from worker.sandbox import MODEL_FAULT
+from worker.isolation import Limits, Sandbox
+from worker.protocol import (
+    MODEL_FAULT,
+    PLATFORM_FAULT,
+    STOPPED,
+    Job,
+    MalformedMessage,
+    Progress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +40,12 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 #: Set once this worker is asked to stop: its children are killed and their submissions go
 #: back to the queue without counting a try (they finish after the next start).
 stopping = threading.Event()
-#: Exit statuses of a child ended by SIGINT or SIGTERM (directly or through a shell): a stop
-#: of the worker or of its process group, never the model's fault nor an out-of-memory kill.
-INTERRUPTED = {-signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
+#: Exit statuses of a child ended by SIGINT or SIGTERM (the sandbox's own quiet STOPPED, or
+#: the signal itself directly or through a shell): a stop of the worker or of its process
+#: group, never the model's fault nor an out-of-memory kill.
+INTERRUPTED = {
+    STOPPED, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM
+}
 
 
 def request_stop() -> None:
@@ -103,23 +111,17 @@ class Heartbeat:
         self._stop.set()
 
 
-def _command(submission: Submission, settings: Settings, result_file: Path) -> list[str]:
+def _job(submission: Submission, settings: Settings, box: Sandbox) -> Job:
+    checkpoint_fd, eval_set_fd = box.fds
     eval_set = settings.eval_set or settings.default_eval_set
-    command = [
-        sys.executable, "-m", "worker.sandbox", "evaluate",
-        str(upload_path(settings.upload_dir, submission.stored_name)),
-        "--arch", submission.arch, "--eval-set", str(eval_set), "--suite", submission.suite,
-        "--device", settings.device, "--result", str(result_file),
-    ]
-    if submission.sigma is not None:
-        command += ["--sigma", repr(submission.sigma)]
-    if submission.mean:
-        command += ["--mean", ",".join(map(str, submission.mean))]
-    if submission.std:
-        command += ["--std", ",".join(map(str, submission.std))]
-    if settings.eval_limit:
-        command += ["--limit", str(settings.eval_limit)]
-    return command
+    return Job(
+        kind="evaluate", message_fd=box.message_fd, checkpoint_fd=checkpoint_fd,
+        eval_set_fd=eval_set_fd, eval_set_name=Path(eval_set).name, arch=submission.arch,
+        mean=tuple(submission.mean) if submission.mean else None,
+        std=tuple(submission.std) if submission.std else None,
+        suite=submission.suite, sigma=submission.sigma, limit=settings.eval_limit,
+        device=settings.device, memory_limit_mb=settings.memory_limit_mb,
+    )
 
 
 @dataclass
@@ -129,11 +131,31 @@ class ChildOutcome:
     timed_out: bool
     lease_lost: bool
 
+    @property
+    def results(self) -> dict[str, Any] | None:
+        return (self.answer or {}).get("results") if self.returncode == 0 else None
 
-def _run_child(command: list[str], heartbeat: Heartbeat, settings: Settings) -> ChildOutcome:
-    env = dict(os.environ, TORCH_FORCE_WEIGHTS_ONLY_LOAD="1",
-               ARENA_MEMORY_LIMIT_MB=str(settings.memory_limit_mb))
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+
+def _run_child(submission: Submission, heartbeat: Heartbeat, settings: Settings) -> ChildOutcome:
+    files = [upload_path(settings.upload_dir, submission.stored_name),
+             settings.eval_set or settings.default_eval_set]
+    sandbox = Sandbox(files=files, limits=Limits(address_space_mb=settings.memory_limit_mb),
+                      user=settings.sandbox_user)
+    with ExitStack() as stack:
+        try:
+            box = stack.enter_context(sandbox)
+        except OSError as error:
+            reason = f"the evaluation's files could not be opened: {error}"
+            return ChildOutcome(PLATFORM_FAULT, {"message": reason}, False, False)
+        box.start(["-m", "worker.sandbox", _job(submission, settings, box).model_dump_json()])
+        return _supervise(box, heartbeat, settings)
+
+
+def _supervise(box: Sandbox, heartbeat: Heartbeat, settings: Settings) -> ChildOutcome:
+    """Pass the child's progress to the heartbeat until it ends; stop it at the time limit
+    or when the lease is lost, and at its first malformed message (a fault of the model)."""
+    child = box.process
+    assert child is not None
     started = time.monotonic()
     timed_out = False
 
@@ -152,17 +174,19 @@ def _run_child(command: list[str], heartbeat: Heartbeat, settings: Settings) -> 
             time.sleep(0.5)
 
     threading.Thread(target=watchdog, daemon=True).start()
-    answer = None
-    assert child.stdout is not None
-    for line in child.stdout:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue
-        if "progress" in message:
-            heartbeat.update(**message["progress"])
-        elif "ok" in message:
-            answer = message
+    answer: dict[str, Any] | None = None
+    try:
+        for message in box.messages():
+            if isinstance(message, Progress):
+                heartbeat.update(message.stage, message.done, message.total)
+            else:
+                answer = message.model_dump()
+    except MalformedMessage as error:
+        child.kill()
+        child.wait()
+        answer = {"ok": False, "kind": "model",
+                  "message": f"The evaluating process sent a malformed message: {error}"}
+        return ChildOutcome(MODEL_FAULT, answer, timed_out, heartbeat.lost.is_set())
     return ChildOutcome(child.wait(), answer, timed_out, heartbeat.lost.is_set())
 
 
@@ -180,21 +204,17 @@ def run_submission(submission_id: int, *, settings: Settings | None = None) -> s
         submission = crud.get_submission(session=session, submission_id=submission_id)
         assert submission is not None
         stages = stages_for(submission)
-        command_args = submission
 
     heartbeat = Heartbeat(submission_id, WORKER_ID, settings, stages)
     heartbeat.update(stages[0], 0, 1)
     thread = threading.Thread(target=heartbeat.run, daemon=True)
     thread.start()
-    with tempfile.TemporaryDirectory(prefix="arena-") as scratch:
-        result_file = Path(scratch) / "results.json"
-        try:
-            outcome = _run_child(_command(command_args, settings, result_file), heartbeat, settings)
-        finally:
-            heartbeat.stop()
-            thread.join()
-        results = json.loads(result_file.read_text()) if result_file.exists() else None
-    return _settle(submission_id, outcome, results, settings)
+    try:
+        outcome = _run_child(submission, heartbeat, settings)
+    finally:
+        heartbeat.stop()
+        thread.join()
+    return _settle(submission_id, outcome, outcome.results, settings)
 
 
 def _settle(

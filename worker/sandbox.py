@@ -1,138 +1,135 @@
-"""The child process that touches uploaded files: ``python -m worker.sandbox``.
+"""The child process that touches uploaded files: ``python -I -m worker.sandbox JOB_JSON``.
 
-A worker (or the API's pre-queue probe) starts this module as a fresh interpreter — the
-equivalent of the spawn start method, so CUDA initialises cleanly — with an address-space
-limit, dying with its parent. A hostile or broken model can take down only this process.
+Started only through ``worker.isolation`` (by the API's pre-queue probe or a worker), confined,
+as a fresh interpreter (the equivalent of the spawn start method, so CUDA initialises
+cleanly). A hostile or broken model can take down only this process.
 
-Protocol: JSON lines on stdout. ``{"progress": {...}}`` while running; the last line is
-``{"ok": true, ...}`` or ``{"ok": false, "kind": "model"|"platform", "message": ...}``.
-Exit status 0 on success, 3 for a model's fault, 4 for the platform's.
+The job (``worker.protocol.Job``) names the descriptors of the upload, the evaluation set and
+the message pipe. Messages go on that pipe only, never stdout (which a model can print to):
+``Progress`` while running, then one ``Done``. Exit status 0 on success, 3 for a model's
+fault, 4 for the platform's, 5 when stopped by SIGTERM or SIGINT (quietly, no traceback).
 """
 
-import argparse
-import ctypes
-import json
 import os
-import resource
 import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
-MODEL_FAULT, PLATFORM_FAULT = 3, 4
-
-
-def _emit(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload) + "\n")
-    sys.stdout.flush()
+from worker.protocol import MODEL_FAULT, PLATFORM_FAULT, STOPPED, Done, Job, Message, Progress, encode
 
 
-def _confine() -> None:
-    """Die with the parent and honour ARENA_MEMORY_LIMIT_MB (address space)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:
-            os._exit(PLATFORM_FAULT)
-    limit_mb = int(os.environ.get("ARENA_MEMORY_LIMIT_MB", "0") or 0)
-    if limit_mb > 0:
-        limit = limit_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+class Channel:
+    """The write end of the message pipe."""
+
+    def __init__(self, fd: int) -> None:
+        self.stream: BinaryIO = os.fdopen(fd, "wb", buffering=0)
+
+    def send(self, message: Message) -> None:
+        self.stream.write(encode(message))
+
+    def fail(self, kind: str, message: str) -> int:
+        self.send(Done(ok=False, kind=kind, message=message))  # type: ignore[arg-type]
+        return MODEL_FAULT if kind == "model" else PLATFORM_FAULT
 
 
-def _floats(raw: str | None) -> list[float] | None:
-    return [float(x) for x in raw.split(",")] if raw else None
+def _stop_quietly(channel: Channel) -> None:
+    """SIGTERM (the watchdog, a stopping worker) or SIGINT (Ctrl-C in the terminal): say so
+    and exit at once, without a traceback from wherever the model was."""
+
+    def stop(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        try:
+            channel.send(Done(ok=False, kind="stopped",
+                              message=f"the evaluating process was stopped by {name}"))
+        finally:
+            os._exit(STOPPED)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
-def _probe(args: argparse.Namespace) -> int:
+def _readable(fd: int) -> Path:
+    """A path that reads the file open at ``fd``: the descriptor's own, or, when this user may
+    not reopen it (its mode), a private in-memory copy read through the descriptor."""
+    path = Path(f"/proc/self/fd/{fd}")
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+        return path
+    except PermissionError:
+        pass
+    copy = os.memfd_create("upload")
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, 1 << 20):
+        os.write(copy, chunk)
+    return Path(f"/proc/self/fd/{copy}")
+
+
+def _probe(job: Job, channel: Channel) -> int:
     from models.errors import CheckpointError
     from models.loading import load_model, probe_model
 
     try:
-        loaded = load_model(Path(args.checkpoint), arch=args.arch, mean=_floats(args.mean),
-                            std=_floats(args.std))
+        loaded = load_model(_readable(job.checkpoint_fd), arch=job.arch, mean=job.mean,
+                            std=job.std)
         probe_model(loaded)
     except CheckpointError as error:
-        _emit({"ok": False, "kind": "model", "message": str(error)})
-        return MODEL_FAULT
+        return channel.fail("model", str(error))
     except MemoryError:
-        _emit({"ok": False, "kind": "model", "message": "Loading the model ran out of memory."})
-        return MODEL_FAULT
+        return channel.fail("model", "Loading the model ran out of memory.")
     except Exception as error:  # noqa: BLE001 - any failure of the team's model is reported
-        _emit({"ok": False, "kind": "model", "message": f"The model failed to run: {error}"})
-        return MODEL_FAULT
-    notes = "; ".join(loaded.notes)
-    _emit({"ok": True, "arch": loaded.arch, "message": notes})
+        return channel.fail("model", f"The model failed to run: {error}")
+    channel.send(Done(ok=True, arch=loaded.arch, message="; ".join(loaded.notes)))
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _evaluate(job: Job, channel: Channel) -> int:
     from models.errors import CheckpointError
     from models.loading import load_model
     from worker.data import EvalSetError
     from worker.evaluation import evaluate_loaded
 
+    assert job.eval_set_fd is not None and job.suite is not None
     try:
-        loaded = load_model(Path(args.checkpoint), arch=args.arch, mean=_floats(args.mean),
-                            std=_floats(args.std))
+        loaded = load_model(_readable(job.checkpoint_fd), arch=job.arch, mean=job.mean,
+                            std=job.std)
     except CheckpointError as error:
-        _emit({"ok": False, "kind": "model", "message": str(error)})
-        return MODEL_FAULT
+        return channel.fail("model", str(error))
 
     def progress(stage: str, done: int, total: int) -> None:
-        _emit({"progress": {"stage": stage, "done": done, "total": total}})
+        channel.send(Progress(stage=stage, done=done, total=total))  # type: ignore[arg-type]
 
     try:
         results = evaluate_loaded(
-            loaded,
-            eval_set=Path(args.eval_set),
-            suite=args.suite,
-            sigma=float(args.sigma) if args.sigma else None,
-            limit=args.limit,
-            device=args.device,
-            progress=progress,
+            loaded, eval_set=_readable(job.eval_set_fd), suite=job.suite, sigma=job.sigma,
+            limit=job.limit, device=job.device, progress=progress,
         )
     except EvalSetError as error:
-        _emit({"ok": False, "kind": "platform", "message": f"Evaluation set problem: {error}"})
-        return PLATFORM_FAULT
+        return channel.fail("platform", f"Evaluation set problem: {error}")
     except MemoryError:
-        _emit({"ok": False, "kind": "model",
-               "message": "The evaluation ran out of memory (the model needs more than the "
-                          "platform's per-evaluation memory limit)."})
-        return MODEL_FAULT
+        return channel.fail("model", "The evaluation ran out of memory (the model needs more "
+                                     "than the platform's per-evaluation memory limit).")
     except Exception as error:  # noqa: BLE001 - the model's code raised: report it to the team
         last = traceback.extract_tb(error.__traceback__)[-1:]
         where = f" (at {Path(last[0].filename).name}:{last[0].lineno})" if last else ""
-        _emit({"ok": False, "kind": "model",
-               "message": f"The model failed during evaluation: {type(error).__name__}: "
-                          f"{error}{where}"})
-        return MODEL_FAULT
-    Path(args.result).write_text(json.dumps(results))
-    _emit({"ok": True})
+        return channel.fail("model", f"The model failed during evaluation: "
+                                     f"{type(error).__name__}: {error}{where}")
+    results["eval_set"]["file"] = job.eval_set_name
+    channel.send(Done(ok=True, results=results))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.sandbox")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("probe", "evaluate"):
-        sub = commands.add_parser(name)
-        sub.add_argument("checkpoint")
-        sub.add_argument("--arch", default="auto")
-        sub.add_argument("--mean")
-        sub.add_argument("--std")
-        if name == "evaluate":
-            sub.add_argument("--eval-set", required=True)
-            sub.add_argument("--suite", required=True)
-            sub.add_argument("--sigma")
-            sub.add_argument("--limit", type=int)
-            sub.add_argument("--device", default="auto")
-            sub.add_argument("--result", required=True)
-    args = parser.parse_args(argv)
-    _confine()
-    return _probe(args) if args.command == "probe" else _evaluate(args)
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -I -m worker.sandbox JOB_JSON (started by worker.isolation)",
+              file=sys.stderr)
+        return PLATFORM_FAULT
+    job = Job.model_validate_json(args[0])
+    channel = Channel(job.message_fd)
+    _stop_quietly(channel)
+    return _probe(job, channel) if job.kind == "probe" else _evaluate(job, channel)
 
 
 if __name__ == "__main__":
