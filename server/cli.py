@@ -37,6 +37,8 @@ def serve(host: str, port: int, no_worker: bool, web_workers: int | None) -> Non
     upgrade()
     if not no_worker:
         _ensure_eval_set()
+    else:
+        _warn_without_eval_set()
     worker = None if no_worker else subprocess.Popen([sys.executable, "-m", "server.cli", "worker"])
     try:
         uvicorn.run(
@@ -55,11 +57,28 @@ def serve(host: str, port: int, no_worker: bool, web_workers: int | None) -> Non
                 worker.kill()
 
 
+#: What to do without internet access: commands that work from a clone as they are.
+OFFLINE_HELP = (
+    "Without internet access, bring CIFAR-10 arrays yourself (for example the official python\n"
+    "batches saved as one .npz, keys train_data/train_labels), then from the clone run:\n"
+    "  .venv/bin/arena data import cifar10_arrays.npz --images-key train_data "
+    "--labels-key train_labels --count 1024\n"
+    "or point the server at a set you already have (arrays 'images' uint8, 'labels' int):\n"
+    "  export ARENA_EVAL_SET=/path/to/set.npz"
+)
+
+
 def _ensure_eval_set() -> None:
     settings = get_settings()
     if settings.eval_set is not None:
         if not settings.eval_set.is_file():
-            raise click.ClickException(f"ARENA_EVAL_SET={settings.eval_set} does not exist.")
+            raise click.ClickException(
+                f"ARENA_EVAL_SET={settings.eval_set} does not exist: the evaluation set is "
+                "missing. Put it there with\n"
+                f"  arena data import FILE.npz --count 1024 --out {settings.eval_set}\n"
+                "(under docker compose: docker compose run --rm api arena data import "
+                "/import/FILE.npz ..., see the README), or unset ARENA_EVAL_SET."
+            )
         return
     if settings.default_eval_set.is_file():
         return
@@ -69,12 +88,20 @@ def _ensure_eval_set() -> None:
     except Exception as error:  # noqa: BLE001 - explain any download failure plainly
         raise click.ClickException(
             "Could not download CIFAR-10 to build the evaluation set "
-            f"({type(error).__name__}: {error}).\n"
-            "Without internet access, bring the data yourself, then either:\n"
-            "  * arena data import FILE.npz --images-key KEY --labels-key KEY\n"
-            "    (arrays as in torchvision's CIFAR10.data, or the official batches' rows), or\n"
-            "  * export ARENA_EVAL_SET=/path/to/set.npz  (arrays 'images' and 'labels')."
+            f"({type(error).__name__}: {error}).\n" + OFFLINE_HELP
         ) from None
+
+
+def _warn_without_eval_set() -> None:
+    """The API alone needs no evaluation set, but its workers do: say so where it is seen."""
+    settings = get_settings()
+    path = settings.eval_set or settings.default_eval_set
+    if not path.is_file():
+        click.echo(
+            f"Warning: no evaluation set at {path}. Uploads will queue, but workers sharing "
+            "this data folder stop until it is there.\n" + OFFLINE_HELP,
+            err=True,
+        )
 
 
 def _build_cifar10(path: Path, *, split: str, count: int | None) -> Path:
@@ -92,10 +119,29 @@ def worker(concurrency: int, loglevel: str) -> None:
     _ensure_eval_set()
     from worker.celery_app import app
 
+    _explain_root()
     pool = "solo" if concurrency == 1 else "threads"
     app.worker_main(
         ["worker", f"--loglevel={loglevel}", f"--pool={pool}", f"--concurrency={concurrency}",
          "--without-gossip", "--without-mingle"]
+    )
+
+
+def _explain_root() -> None:
+    """Celery warns at length when its worker runs as root (as in a container or a lab VM);
+    say once, plainly, what that means here instead."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    import warnings
+
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    click.echo(
+        "Note: this worker runs as root. Celery discourages it because a message could carry "
+        "code to run; this worker accepts only JSON messages (submission ids) and evaluates "
+        "uploads in a child process, but an ordinary user is still safer.",
+        err=True,
     )
 
 
@@ -263,17 +309,16 @@ def data() -> None:
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
               help="train: the class protocol's set; test: a held-out set.")
 @click.option("--count", type=int, default=1024, show_default=True, help="0 for all images.")
-@click.option("--out", type=click.Path(path_type=Path), default=None)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Default: ARENA_EVAL_SET, else ARENA_HOME/cifar10-class.npz.")
 def data_cifar10(split: str, count: int, out: Path | None) -> None:
     """Download CIFAR-10 with torchvision and write the evaluation .npz."""
     settings = get_settings()
-    path = out or settings.default_eval_set
+    path = out or settings.eval_set or settings.default_eval_set
     try:
         _build_cifar10(path, split=split, count=count or None)
     except Exception as error:  # noqa: BLE001
-        raise click.ClickException(
-            f"Download failed ({error}). Without internet, use 'arena data import'."
-        ) from None
+        raise click.ClickException(f"Download failed ({error}).\n" + OFFLINE_HELP) from None
     click.echo(f"Wrote {path}. The server uses it by default (or set ARENA_EVAL_SET={path}).")
 
 
@@ -282,7 +327,8 @@ def data_cifar10(split: str, count: int, out: Path | None) -> None:
 @click.option("--images-key", default="images", show_default=True)
 @click.option("--labels-key", default="labels", show_default=True)
 @click.option("--count", type=int, default=None, help="Keep only the first N images.")
-@click.option("--out", type=click.Path(path_type=Path), default=None)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Default: ARENA_EVAL_SET, else ARENA_HOME/cifar10-class.npz.")
 def data_import(
     source: Path, images_key: str, labels_key: str, count: int | None, out: Path | None
 ) -> None:
@@ -292,7 +338,7 @@ def data_import(
     from worker.data import save_eval_set
 
     settings = get_settings()
-    path = out or settings.default_eval_set
+    path = out or settings.eval_set or settings.default_eval_set
     with np.load(source, allow_pickle=False) as archive:
         images, labels = archive[images_key], archive[labels_key]
     if count:

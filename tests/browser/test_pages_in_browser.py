@@ -281,6 +281,9 @@ def test_rejected_uploads_show_the_message_by_the_field(page, arena_env, tmp_pat
         assert mismatch != message
         page.fill("#token", "arena_not-a-token")
         assert "token" in rejected("token").lower()
+        page.fill("#token", token)  # corrected: the message goes before anything is sent again
+        assert field_error(page, "token") == ""
+        assert page.get_attribute("#token", "aria-invalid") is None
         assert httpx.get(platform.url + "/api/leaderboard").json()["rows"] == []
     finally:
         platform.stop()

@@ -96,8 +96,35 @@ def test_serve_without_data_or_internet_says_what_to_do(tmp_path):
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode != 0
-    assert "arena data import" in completed.stderr
+    # The exact command that works from a clone, as the README gives it.
+    assert (
+        ".venv/bin/arena data import cifar10_arrays.npz --images-key train_data "
+        "--labels-key train_labels --count 1024" in completed.stderr
+    )
     assert "ARENA_EVAL_SET" in completed.stderr
+
+
+def test_worker_without_its_configured_set_says_what_is_missing(tmp_path):
+    missing = tmp_path / "cifar10-class.npz"
+    env = {**os.environ, "ARENA_HOME": str(tmp_path / "home"), "ARENA_EVAL_SET": str(missing)}
+    completed = subprocess.run(
+        [sys.executable, "-m", "server.cli", "worker"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode != 0
+    assert f"ARENA_EVAL_SET={missing} does not exist" in completed.stderr
+    assert f"arena data import FILE.npz --count 1024 --out {missing}" in completed.stderr
+
+
+def test_data_import_writes_where_the_server_reads(settings_env, tmp_path, monkeypatch):
+    from server.config import get_settings
+    from tests.conftest import make_eval_set
+
+    target = tmp_path / "configured.npz"
+    monkeypatch.setenv("ARENA_EVAL_SET", str(target))
+    get_settings.cache_clear()
+    run_cli("data", "import", str(make_eval_set(tmp_path / "source.npz")), "--count", "8")
+    assert target.is_file()
 
 
 @pytest.fixture

@@ -331,6 +331,8 @@ def test_csv_and_json_exports(client):
     empty = client.get("/export/leaderboard.csv", params={"suite": "robustbench"})
     assert 'filename="leaderboard-robustbench-empirical.csv"' in empty.headers["content-disposition"]
     assert empty.text.splitlines()[1:] == []  # no entries in that suite, header only
+    bogus = client.get("/export/leaderboard.csv", params={"suite": "bogus"})
+    assert bogus.status_code == 404 and "known suites: class, robustbench, smoke" in bogus.json()["detail"]
     odd = client.get("/export/leaderboard.csv", params={"suite": "Ā suite"})
     assert odd.status_code == 422 and odd.json()["field"] == "suite"
 
@@ -557,6 +559,7 @@ HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
         ("/teams/Nobody", 404, "Team &#39;Nobody&#39; not found."),
         ("/no-such-page", 404, "Not Found"),
         ("/?suite=%01", 422, "suite must be letters"),
+        ("/?suite=bogus", 404, "Unknown suite &#39;bogus&#39;; known suites: class, robustbench, smoke."),
         ("/submissions/0", 422, "greater than or equal to 1"),
     ],
 )
@@ -569,7 +572,15 @@ def test_a_browser_gets_refused_pages_as_html_in_the_site_layout(client, path, s
 
 
 @pytest.mark.parametrize(
-    "path", ["/submissions/999999", "/api/submissions/999999", "/api/leaderboard?suite=%01"]
+    "path",
+    [
+        "/submissions/999999",
+        "/api/submissions/999999",
+        "/api/leaderboard?suite=%01",
+        "/api/leaderboard?suite=bogus",
+        "/export/leaderboard.csv?suite=bogus",
+        "/export/leaderboard.json?suite=bogus",
+    ],
 )
 def test_scripts_and_the_api_still_get_json_errors(client, path):
     for headers in ({}, HTML if path.startswith("/api/") else {"Accept": "*/*"}):
