@@ -463,7 +463,16 @@ def test_running_and_queued_submissions_show_live_progress(client):
     assert '<script src="/static/submission.js" defer></script>' in html
     assert "position 1 in the queue" in client.get(f"/submissions/{queued}").text
     api = client.get(f"/api/submissions/{running}").json()
-    assert api["progress"]["eta_seconds"] == 42.0  # what the script shows as time left
+    assert api["progress"]["eta_seconds"] == 42.0
+
+
+def test_a_cancelled_submission_does_not_read_finished(client):
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        cancelled = add_submission(session, ada, status=Status.CANCELLED, finished_at=utcnow())
+    html = client.get(f"/submissions/{cancelled}").text
+    assert '<dt id="finished-label">Cancelled</dt>' in html
+    assert ">Finished<" not in html
 
 
 def test_failure_reason_is_shown_to_the_owning_team_only(client):
