@@ -120,6 +120,9 @@ def worker(concurrency: int, loglevel: str) -> None:
     from worker.celery_app import app
 
     _explain_root()
+    from worker.runner import time_reference
+
+    time_reference()  # this device's speed, for wait estimates before any evaluation
     pool = "solo" if concurrency == 1 else "threads"
     app.worker_main(
         ["worker", f"--loglevel={loglevel}", f"--pool={pool}", f"--concurrency={concurrency}",

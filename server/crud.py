@@ -12,7 +12,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.security import hash_token, new_token
-from server.tables import ACTIVE_STATUSES, Result, Status, Submission, Team, utcnow
+from server.tables import (
+    ACTIVE_STATUSES,
+    Result,
+    Status,
+    Submission,
+    Team,
+    Throughput,
+    utcnow,
+)
 
 
 class QuotaExceeded(Exception):
@@ -416,3 +424,31 @@ def requeue_expired(*, session: Session, submission_id: int, max_attempts: int) 
     )
     session.commit()
     return Status.QUEUED if result.rowcount == 1 else Status.RUNNING
+
+
+# --- throughput (the cost model's rates) ---------------------------------------------------
+
+
+def record_throughput(
+    *, session: Session, arch: str, device: str, forward: float, backward: float
+) -> None:
+    """Keep a worker's latest timing of ``arch`` on ``device`` (images per second)."""
+    values = {"forward_per_second": forward, "backward_per_second": backward,
+              "measured_at": utcnow()}
+    changed = session.execute(
+        update(Throughput)
+        .where(Throughput.arch == arch, Throughput.device == device)
+        .values(**values)
+    ).rowcount
+    if not changed:
+        try:
+            with session.begin_nested():
+                session.add(Throughput(arch=arch, device=device, **values))
+        except IntegrityError:  # another worker timed it at the same moment: keep theirs
+            pass
+    session.commit()
+
+
+def throughputs(*, session: Session) -> list[Throughput]:
+    """Every timing, newest first."""
+    return list(session.scalars(select(Throughput).order_by(Throughput.measured_at.desc())))

@@ -22,6 +22,7 @@ from typing import Any
 
 from server import crud, queue
 from server.config import Settings, get_settings
+from server.costs import throughput_key
 from server.db import session_scope
 from server.storage import upload_path
 from server.tables import Submission
@@ -30,6 +31,37 @@ from worker.sandbox import MODEL_FAULT
 log = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+#: The network every worker times when it starts, so the cost model has this device's speed
+#: before any evaluation (other networks are scaled from it by their FLOPs until timed).
+REFERENCE_ARCH = "resnet20"
+#: Networks this worker process has timed (the first evaluation of each times it).
+_timed: set[str] = set()
+
+
+def _store_throughput(arch: str, measured: dict[str, Any]) -> None:
+    try:
+        with session_scope() as session:
+            crud.record_throughput(
+                session=session, arch=arch, device=str(measured["device"]),
+                forward=float(measured["forward"]), backward=float(measured["backward"]),
+            )
+    except Exception:  # noqa: BLE001 - a missing timing only makes estimates rougher
+        log.exception("could not store the throughput of %s", arch)
+
+
+def time_reference(settings: Settings | None = None) -> None:
+    """Time the reference network on this worker's device (a zoo network, no upload)."""
+    settings = settings or get_settings()
+    command = [sys.executable, "-m", "worker.sandbox", "measure", "--arch", REFERENCE_ARCH,
+               "--device", settings.device]
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        log.warning("could not time %s on this worker's device", REFERENCE_ARCH)
+        return
+    _store_throughput(REFERENCE_ARCH, answer["throughput"])
+    _timed.add(REFERENCE_ARCH)
 
 
 def stages_for(submission: Submission, suite: str) -> list[str]:
@@ -93,7 +125,9 @@ class Heartbeat:
         self._stop.set()
 
 
-def _command(submission: Submission, settings: Settings, result_file: Path) -> list[str]:
+def _command(
+    submission: Submission, settings: Settings, result_file: Path, *, measure: bool = False
+) -> list[str]:
     eval_set = settings.eval_set or settings.default_eval_set
     command = [
         sys.executable, "-m", "worker.sandbox", "evaluate",
@@ -109,6 +143,8 @@ def _command(submission: Submission, settings: Settings, result_file: Path) -> l
         command += ["--std", ",".join(map(str, submission.std))]
     if settings.eval_limit:
         command += ["--limit", str(settings.eval_limit)]
+    if measure:
+        command.append("--measure")
     return command
 
 
@@ -120,7 +156,9 @@ class ChildOutcome:
     lease_lost: bool
 
 
-def _run_child(command: list[str], heartbeat: Heartbeat, settings: Settings) -> ChildOutcome:
+def _run_child(
+    command: list[str], heartbeat: Heartbeat, settings: Settings, timed_as: str | None = None
+) -> ChildOutcome:
     env = dict(os.environ, TORCH_FORCE_WEIGHTS_ONLY_LOAD="1",
                ARENA_MEMORY_LIMIT_MB=str(settings.memory_limit_mb))
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
@@ -151,6 +189,9 @@ def _run_child(command: list[str], heartbeat: Heartbeat, settings: Settings) -> 
             continue
         if "progress" in message:
             heartbeat.update(**message["progress"])
+        elif "throughput" in message and timed_as is not None:
+            _store_throughput(timed_as, message["throughput"])
+            _timed.add(timed_as)
         elif "ok" in message:
             answer = message
     return ChildOutcome(child.wait(), answer, timed_out, heartbeat.lost.is_set())
@@ -171,6 +212,8 @@ def run_submission(submission_id: int, *, settings: Settings | None = None) -> s
         assert submission is not None
         stages = stages_for(submission, submission.suite)
         command_args = submission
+        key = throughput_key(submission.arch, submission.sha256)
+        timed_as = None if key in _timed else key
 
     heartbeat = Heartbeat(submission_id, WORKER_ID, settings, stages)
     heartbeat.update(stages[0], 0, 1)
@@ -179,7 +222,8 @@ def run_submission(submission_id: int, *, settings: Settings | None = None) -> s
     with tempfile.TemporaryDirectory(prefix="arena-") as scratch:
         result_file = Path(scratch) / "results.json"
         try:
-            outcome = _run_child(_command(command_args, settings, result_file), heartbeat, settings)
+            command = _command(command_args, settings, result_file, measure=timed_as is not None)
+            outcome = _run_child(command, heartbeat, settings, timed_as)
         finally:
             heartbeat.stop()
             thread.join()

@@ -4,7 +4,8 @@ A worker (or the API's pre-queue probe) starts this module as a fresh interprete
 equivalent of the spawn start method, so CUDA initialises cleanly — with an address-space
 limit, dying with its parent. A hostile or broken model can take down only this process.
 
-Protocol: JSON lines on stdout. ``{"progress": {...}}`` while running; the last line is
+Protocol: JSON lines on stdout. ``{"progress": {...}}`` while running (and
+``{"throughput": {...}}`` when asked to time the network first); the last line is
 ``{"ok": true, ...}`` or ``{"ok": false, "kind": "model"|"platform", "message": ...}``.
 Exit status 0 on success, 3 for a model's fault, 4 for the platform's.
 """
@@ -81,6 +82,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         _emit({"ok": False, "kind": "model", "message": str(error)})
         return MODEL_FAULT
 
+    if args.measure:
+        from worker.evaluation import resolve_device
+        from worker.throughput import measure
+
+        try:
+            _emit({"throughput": measure(loaded.model, resolve_device(args.device))})
+        except Exception:  # noqa: BLE001 - the evaluation below reports the model's faults
+            pass
+
     def progress(stage: str, done: int, total: int) -> None:
         _emit({"progress": {"stage": stage, "done": done, "total": total}})
 
@@ -114,6 +124,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _measure_zoo(args: argparse.Namespace) -> int:
+    """Time a zoo network at its initial weights (no upload involved)."""
+    from models.registry import build_model
+    from worker.evaluation import resolve_device
+    from worker.throughput import measure
+
+    model = build_model(args.arch).requires_grad_(False)
+    _emit({"ok": True, "throughput": measure(model, resolve_device(args.device))})
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker.sandbox")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,8 +151,15 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--limit", type=int)
             sub.add_argument("--device", default="auto")
             sub.add_argument("--result", required=True)
+            sub.add_argument("--measure", action="store_true",
+                             help="Time the network first and report its throughput.")
+    zoo = commands.add_parser("measure")
+    zoo.add_argument("--arch", required=True)
+    zoo.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     _confine()
+    if args.command == "measure":
+        return _measure_zoo(args)
     return _probe(args) if args.command == "probe" else _evaluate(args)
 
 
