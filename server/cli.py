@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -157,25 +158,83 @@ def team() -> None:
 
 
 @team.command("create")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--from-csv", "csv_file", type=click.File("r", encoding="utf-8-sig"), default=None,
+              help="Create a team per row of this CSV (first column: the name; '-' reads stdin).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --from-csv: write name,token rows here instead of printing them.")
 @click.option("--baseline", is_flag=True, help="An organiser's reference entry.")
 @click.option("--json", "as_json", is_flag=True)
-def team_create(name: str, baseline: bool, as_json: bool) -> None:
-    """Create a team and print its API token (shown only once)."""
+def team_create(
+    name: str | None, csv_file: Any, out: Path | None, baseline: bool, as_json: bool
+) -> None:
+    """Create a team (or one per CSV row) and print its API token (shown only once)."""
     from server import crud
     from server.db import session_scope
     from server.migrate import upgrade
 
+    if (name is None) == (csv_file is None):
+        raise click.UsageError("Give a team NAME or --from-csv FILE, not both.")
+    names = [name] if csv_file is None else _names_from_csv(csv_file)
     upgrade()
     with session_scope() as session:
-        if crud.team_by_name(session=session, name=name) is not None:
-            raise click.ClickException(f"A team named {name!r} already exists.")
-        created, token = crud.create_team(session=session, name=name, baseline=baseline)
-        payload = {"id": created.id, "name": created.name, "token": token}
-    if as_json:
-        click.echo(json.dumps(payload))
+        taken = [n for n in names if crud.team_by_name(session=session, name=n) is not None]
+        if taken:
+            raise click.ClickException(
+                f"Already exist (nothing was created): {', '.join(map(repr, taken))}."
+            )
+        created = []
+        for each in names:  # every name was checked first: the batch is created whole
+            team, token = crud.create_team(session=session, name=each, baseline=baseline)
+            created.append({"id": team.id, "name": team.name, "token": token})
+    if csv_file is not None:
+        _write_tokens(created, out)
+    elif as_json:
+        click.echo(json.dumps(created[0]))
     else:
-        click.echo(f"Team {name!r} created (id {payload['id']}). Token (shown once):\n{token}")
+        click.echo(f"Team {name!r} created (id {created[0]['id']}). Token (shown once):\n"
+                   f"{created[0]['token']}")
+
+
+def _names_from_csv(handle: Any) -> list[str]:
+    """Team names from the first column; a first row reading "name" or "team" is a header."""
+    import csv
+
+    from server.tables import Team
+
+    longest = Team.__table__.c.name.type.length
+    rows = [row for row in csv.reader(handle) if row and row[0].strip()]
+    names = [row[0].strip() for row in rows]
+    if names and names[0].lower() in ("name", "team", "team name"):
+        names = names[1:]
+    if not names:
+        raise click.ClickException("The CSV holds no team names (first column).")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise click.ClickException(f"Names repeated in the CSV: {', '.join(map(repr, repeated))}.")
+    too_long = [n for n in names if len(n) > longest or not n.isprintable()]
+    if too_long:
+        raise click.ClickException(
+            f"Team names must be printable and at most {longest} characters: "
+            f"{', '.join(map(repr, too_long))}."
+        )
+    return names
+
+
+def _write_tokens(created: list[dict[str, Any]], out: Path | None) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "token"])
+    writer.writerows([row["name"], row["token"]] for row in created)
+    if out is None:
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    out.touch(mode=0o600)
+    out.write_text(buffer.getvalue())
+    click.echo(f"Created {len(created)} teams; their tokens (shown once) are in {out}.", err=True)
 
 
 @team.command("list")
@@ -209,6 +268,39 @@ def team_revoke(name: str, new_token: bool) -> None:
         else:
             crud.revoke_team(session=session, team=found)
             click.echo(f"Token of {name!r} revoked.")
+
+
+@main.command()
+def queue() -> None:
+    """The submissions running and waiting now, in the order workers take them."""
+    from sqlalchemy import select
+
+    from server.db import session_scope
+    from server.tables import Status, Submission, utcnow
+
+    with session_scope() as session:
+        rows = session.scalars(
+            select(Submission)
+            .where(Submission.status.in_([Status.RUNNING, Status.QUEUED, Status.VALIDATING]))
+            .order_by(Submission.id)  # the queue order (crud.queued_ahead)
+        ).all()
+        if not rows:
+            click.echo("Nothing running or queued.")
+            return
+        now, place = utcnow(), 0
+        for row in sorted(rows, key=lambda r: r.status != Status.RUNNING):
+            sigma = "" if row.sigma is None else f" σ={row.sigma:g}"
+            if row.status == Status.RUNNING:
+                progress = row.progress or {}
+                since = (now - (row.started_at or now)).total_seconds()
+                state = (f"running {progress.get('stage', '')} "
+                         f"{progress.get('done', 0)}/{progress.get('total', 0)} for {since:.0f} s")
+            elif row.status == Status.QUEUED:
+                place += 1
+                state = f"queued #{place}"
+            else:
+                state = "checking the upload"
+            click.echo(f"{row.id}\t{row.team.name}\t{row.arch}{sigma}\t{state}")
 
 
 # --- local evaluation ----------------------------------------------------------------------
