@@ -38,9 +38,14 @@ def serve(host: str, port: int, no_worker: bool, web_workers: int | None) -> Non
     upgrade()
     if not no_worker:
         _ensure_eval_set()
+        from worker.runner import time_reference
+
+        time_reference()  # before the API answers: estimates from the first upload on
     else:
         _warn_without_eval_set()
-    worker = None if no_worker else subprocess.Popen([sys.executable, "-m", "server.cli", "worker"])
+    worker = None if no_worker else subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "worker", "--skip-timing"]
+    )
     try:
         uvicorn.run(
             "server.main:app",
@@ -115,15 +120,18 @@ def _build_cifar10(path: Path, *, split: str, count: int | None) -> Path:
 @main.command()
 @click.option("--concurrency", default=1, show_default=True, help="Evaluations at once.")
 @click.option("--loglevel", default="info", show_default=True)
-def worker(concurrency: int, loglevel: str) -> None:
+@click.option("--skip-timing", is_flag=True, hidden=True,
+              help="Do not time the reference network (arena serve just did).")
+def worker(concurrency: int, loglevel: str, skip_timing: bool) -> None:
     """Run a Celery worker that evaluates queued submissions."""
     _ensure_eval_set()
     from worker.celery_app import app
 
     _explain_root()
-    from worker.runner import time_reference
+    if not skip_timing:
+        from worker.runner import time_reference
 
-    time_reference()  # this device's speed, for wait estimates before any evaluation
+        time_reference()  # this device's speed, for wait estimates before any evaluation
     pool = "solo" if concurrency == 1 else "threads"
     app.worker_main(
         ["worker", f"--loglevel={loglevel}", f"--pool={pool}", f"--concurrency={concurrency}",
