@@ -187,9 +187,11 @@ def team_create(
     upgrade()
     with session_scope() as session:
         taken = [n for n in names if crud.team_by_name(session=session, name=n) is not None]
+        if taken and csv_file is None:
+            raise click.ClickException(f"A team named {name!r} already exists.")
         if taken:
             raise click.ClickException(
-                f"Already exist (nothing was created): {', '.join(map(repr, taken))}."
+                f"These teams already exist, so none was created: {', '.join(map(repr, taken))}."
             )
         created = []
         for each in names:  # every name was checked first: the batch is created whole
