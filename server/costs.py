@@ -6,14 +6,20 @@ the network's throughput on a worker's device, which workers time the first time
 a network (``worker.throughput``, kept in the ``throughputs`` table). A zoo network no worker
 has timed yet is scaled from a timed one on the same device by their forward FLOPs, so a
 submission has a figure from the first second. Attacks stop on an image once it is fooled,
-so for the attack stages the figure is a bound, which the summary says.
+so for the attack stages the figure is a bound, which the summary says. Once evaluations of
+other kinds have finished, their durations calibrate it: the figure becomes the bound times
+the median ratio of their real durations to their own bounds (how early this platform's
+models give in, and how busy its workers are), no longer a bound.
 """
+
+import statistics
+from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
 from models.catalog import CATALOG
 from server import crud
-from server.estimates import Kind, Typical, about
+from server.estimates import RECENT, Kind, Typical, about
 from server.tables import Throughput
 from worker.engine.cost import suite_passes
 from worker.engine.suites import SUITES  # torch-free
@@ -25,10 +31,16 @@ def throughput_key(arch: str, sha256: str) -> str:
 
 
 def modelled(
-    *, session: Session, suite: str, kinds: dict[Kind, str], limit: int | None
+    *,
+    session: Session,
+    suite: str,
+    kinds: dict[Kind, str],
+    limit: int | None,
+    runs: Sequence[tuple[Kind, float]] = (),
 ) -> dict[Kind, Typical]:
     """The cost model's figure for each kind (keyed to the name its timing is kept under:
-    the zoo name, or the archive's own for a ``.pt2`` upload) that a worker's timing covers."""
+    the zoo name, or the archive's own for a ``.pt2`` upload) that a worker's timing covers,
+    calibrated by the suite's recent ``runs`` (kind, seconds; newest first) when there are."""
     protocol = SUITES.get(suite)
     if protocol is None or not kinds:
         return {}
@@ -36,20 +48,44 @@ def modelled(
     if limit:
         images = min(images, limit)
     timings = crud.throughputs(session=session)
-    figures = {}
-    for kind, key in kinds.items():
+
+    def bound(kind: Kind, key: str) -> tuple[float, str] | None:
         rate = _rate(timings, key)
         if rate is None:
-            continue
+            return None
         forward, backward, how = rate
         passes = suite_passes(protocol, images, certified=kind.certified)
         seconds = passes.forward / forward + passes.backward / backward
-        figures[kind] = Typical(
-            seconds, 0, kind, bound=True,
-            basis=f"at most {about(seconds)} by the cost model: {passes.backward:,} gradient "
-            f"and {passes.forward:,} plain passes of {kind.arch} at {backward:,.0f} and "
-            f"{forward:,.0f} images/s, {how}; attacks that succeed early take less",
+        return seconds, (
+            f"{passes.backward:,} gradient and {passes.forward:,} plain passes of {kind.arch} "
+            f"at {backward:,.0f} and {forward:,.0f} images/s, {how}"
         )
+
+    ratios = []
+    for kind, seconds in runs[:RECENT]:
+        their = bound(kind, kind.arch)
+        if their is not None and their[0] > 0:
+            ratios.append(seconds / their[0])
+    figures = {}
+    for kind, key in kinds.items():
+        found = bound(kind, key)
+        if found is None:
+            continue
+        seconds, how = found
+        if ratios:
+            ratio = statistics.median(ratios)
+            figures[kind] = Typical(
+                seconds * ratio, len(ratios), kind,
+                basis=f"about {about(seconds * ratio)} by the cost model ({how}), times "
+                f"{ratio:.2g}, the median ratio of the last {len(ratios)} evaluations of this "
+                "suite to their own model figures",
+            )
+        else:
+            figures[kind] = Typical(
+                seconds, 0, kind, bound=True,
+                basis=f"at most {about(seconds)} by the cost model: {how}; attacks that "
+                "succeed early take less",
+            )
     return figures
 
 

@@ -70,10 +70,12 @@ def _estimate(
     # The cost model's figures, for the kinds the history may lack.
     keys = {other: other.arch for other in [*others, *(k for k, _ in busy)]}
     keys[kind] = costs.throughput_key(submission.arch, submission.sha256)
+    finished = [(Kind(arch, cert), seconds) for arch, cert, seconds in runs]
     history = estimates.History(
-        [(Kind(arch, cert), seconds) for arch, cert, seconds in runs],
+        finished,
         costs.modelled(
-            session=session, suite=submission.suite, kinds=keys, limit=settings.eval_limit
+            session=session, suite=submission.suite, kinds=keys, limit=settings.eval_limit,
+            runs=finished,
         ),
     )
     if ahead is not None:

@@ -188,3 +188,28 @@ def test_no_timing_and_no_history_still_means_no_estimate(settings_env):
         ada, _ = team(session, "Ada")
         queued = add_submission(session, ada, status=Status.QUEUED, arch="resnet20")
     assert TestClient(create_app()).get(f"/api/submissions/{queued}").json()["estimate"] is None
+
+
+def test_finished_evaluations_of_other_kinds_calibrate_the_cost_model(settings_env):
+    _timed("resnet20", forward=1000.0, backward=250.0)
+    smoke = SUITES["smoke"]
+    plain = suite_passes(smoke, 64, certified=False)
+    model_seconds = plain.forward / 1000.0 + plain.backward / 250.0
+    now = utcnow()
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        bob, _ = team(session, "Bob")
+        # Two ResNet-20 runs took a tenth and a fifth of their bound: median ratio 0.15.
+        for share in (0.1, 0.2):
+            add_submission(
+                session, ada, arch="resnet20", started_at=now - timedelta(hours=1),
+                finished_at=now - timedelta(hours=1) + timedelta(seconds=share * model_seconds),
+            )
+        wider = add_submission(session, bob, status=Status.QUEUED, arch="resnet56")
+    estimate = TestClient(create_app()).get(f"/api/submissions/{wider}").json()["estimate"]
+    scale = CATALOG["resnet20"].flops / CATALOG["resnet56"].flops
+    resnet56 = plain.forward / (1000.0 * scale) + plain.backward / (250.0 * scale)
+    assert estimate["typical_seconds"] == pytest.approx(0.15 * resnet56, rel=1e-3)
+    assert estimate["based_on"] == 2
+    assert "times 0.15, the median ratio of the last 2 evaluations" in estimate["summary"]
+    assert "finish in about" in estimate["summary"]  # a calibrated figure, not a bound
