@@ -163,7 +163,7 @@ def test_first_hour_from_a_fresh_clone_with_the_readmes_commands(page, tmp_path,
         page.select_option("#arch", "resnet20")
         page.set_input_files("#checkpoint", str(clone / "model.pth"))
         page.click("#submit-button")
-        page.wait_for_url(re.compile(r"/submissions/\d+$"))
+        page.wait_for_url(re.compile(r"/submissions/\d+$"), timeout=300_000)  # after the model check
         second = int(page.url.rsplit("/", 1)[1])
         estimates = page.evaluate("window.__estimates")
         assert next(iter(estimates.values())).startswith("expected to"), estimates
