@@ -151,7 +151,7 @@ def test_upload_is_followed_live_then_ranked_and_sortable(page, arena_env, tmp_p
         page.click("#submit-button")
         page.wait_for_url(re.compile(r"/submissions/\d+$"), timeout=300_000)  # after the model check
         submission = int(page.url.rsplit("/", 1)[1])
-        page.wait_for_selector('#live[data-status="finished"]', timeout=900_000)
+        page.wait_for_selector('#live[data-status="finished"]', timeout=600_000)
         page.wait_for_selector("#radius-chart")
 
         states = page.evaluate("window.__states")
