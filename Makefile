@@ -20,7 +20,7 @@ $(VENV)/.test-installed: $(VENV)/.installed
 install: $(VENV)/.installed
 
 serve: $(VENV)/.installed
-	$(BIN)/arena serve
+	$(BIN)/arena serve $(SERVE_ARGS)
 
 test: $(VENV)/.test-installed
 	$(BIN)/ruff check .

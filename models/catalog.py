@@ -1,7 +1,8 @@
 """The architecture zoo as data: what the upload form and ``GET /api/architectures`` list.
 
 Pure data on the standard library, so the web server can import it without torch. The
-parameter counts are literals; a test builds every network and checks them.
+parameter counts and forward FLOPs per image are literals; a test builds every network and
+checks them.
 """
 
 import math
@@ -32,12 +33,15 @@ class ArchitectureInfo:
     stochastic: bool = False
     surrogate: str | None = None
     reference: str = ""
+    #: Floating-point operations of one forward pass on one 32x32 image (torch's flop counter):
+    #: what the wait estimate scales by before a worker has timed this network itself.
+    flops: int = 0
 
 
 _AKAMASTER = "akamaster/pytorch_resnet_cifar10 (models/resnet.py)"
 
 
-def _cifar_resnet(depth: int, parameters: int) -> ArchitectureInfo:
+def _cifar_resnet(depth: int, parameters: int, flops: int) -> ArchitectureInfo:
     blocks = (depth - 2) // 6
     return ArchitectureInfo(
         name=f"resnet{depth}",
@@ -49,6 +53,7 @@ def _cifar_resnet(depth: int, parameters: int) -> ArchitectureInfo:
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         reference=_AKAMASTER,
+        flops=flops,
     )
 
 
@@ -59,18 +64,20 @@ CATALOG: dict[str, ArchitectureInfo] = {
             name="lenet",
             description="The class's basic CNN: conv 3->6->16 (5x5, max-pool), fc 120->84->10.",
             parameters=62_006,
+            flops=1_303_440,
             mean=(0.5, 0.5, 0.5),
             std=(0.5, 0.5, 0.5),
             reference="PyTorch CIFAR-10 tutorial (Net)",
         ),
-        _cifar_resnet(20, 269_722),
-        _cifar_resnet(32, 464_154),
-        _cifar_resnet(44, 658_586),
-        _cifar_resnet(56, 853_018),
+        _cifar_resnet(20, 269_722, 81_102_080),
+        _cifar_resnet(32, 464_154, 137_725_184),
+        _cifar_resnet(44, 658_586, 194_348_288),
+        _cifar_resnet(56, 853_018, 250_971_392),
         ArchitectureInfo(
             name="resnet18",
             description="ResNet-18 for CIFAR: 3x3 stem, no max-pool, 64-512 channels.",
             parameters=11_173_962,
+            flops=1_110_845_440,
             mean=(0.4914, 0.4822, 0.4465),
             std=(0.2023, 0.1994, 0.2010),
             reference="kuangliu/pytorch-cifar (models/resnet.py)",
@@ -82,6 +89,7 @@ CATALOG: dict[str, ArchitectureInfo] = {
                 "final 'bn' (a checkpoint without it, kuangliu's layout, also loads)."
             ),
             parameters=11_172_170,
+            flops=1_110_845_440,
             mean=(0.4914, 0.4822, 0.4465),
             std=(0.2471, 0.2435, 0.2616),
             reference="locuslab/robust_overfitting (preactresnet.py), kuangliu/pytorch-cifar",
@@ -93,6 +101,7 @@ CATALOG: dict[str, ArchitectureInfo] = {
                 "sub_block1, bn1, fc); [0, 1] inputs. Checkpoints without sub_block1 also load."
             ),
             parameters=38_119_866,
+            flops=10_486_657_536,
             mean=IDENTITY_MEAN,
             std=IDENTITY_STD,
             reference="yaodongyu/TRADES (models/wideresnet.py)",
@@ -104,6 +113,7 @@ CATALOG: dict[str, ArchitectureInfo] = {
                 "sub_block1, bn1, fc); [0, 1] inputs. Checkpoints without sub_block1 also load."
             ),
             parameters=48_262_586,
+            flops=13_317_812_736,
             mean=IDENTITY_MEAN,
             std=IDENTITY_STD,
             reference="yaodongyu/TRADES (models/wideresnet.py)",
@@ -115,6 +125,7 @@ CATALOG: dict[str, ArchitectureInfo] = {
                 "by default; other widths are read from the checkpoint. [0, 1] inputs."
             ),
             parameters=490_115,
+            flops=138_249_472,
             mean=IDENTITY_MEAN,
             std=IDENTITY_STD,
             stochastic=True,
@@ -131,6 +142,7 @@ CATALOG: dict[str, ArchitectureInfo] = {
             name="torchvision-resnet18",
             description="torchvision's ImageNet ResNet-18 with a 10-class fc, for fine-tuning.",
             parameters=11_181_642,
+            flops=74_033_152,
             mean=IMAGENET_MEAN,
             std=IMAGENET_STD,
             reference="torchvision.models.resnet18",

@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,16 +39,20 @@ def serve(host: str, port: int, no_worker: bool, web_workers: int | None) -> Non
     upgrade()
     api_workers = web_workers or get_settings().web_workers
     if no_worker:
+        _warn_without_eval_set()
         _run_api(host, port, api_workers)
         return
     _ensure_eval_set()
     from server.supervisor import Supervisor
+    from worker.runner import time_reference
+
+    time_reference()  # before the API answers: estimates from the first upload on
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/serve] %(message)s")
     arena = [sys.executable, "-m", "server.cli"]
     status = Supervisor(
         api=[*arena, "api", "--host", host, "--port", str(port), "--workers", str(api_workers)],
-        worker=[*arena, "worker"],
+        worker=[*arena, "worker", "--skip-timing"],
     ).run()
     if status:
         raise SystemExit(status)
@@ -77,11 +82,28 @@ def _run_api(host: str, port: int, workers: int) -> None:
     )
 
 
+#: What to do without internet access: commands that work from a clone as they are.
+OFFLINE_HELP = (
+    "Without internet access, bring CIFAR-10 arrays yourself (for example the official python\n"
+    "batches saved as one .npz, keys train_data/train_labels), then from the clone run:\n"
+    "  .venv/bin/arena data import cifar10_arrays.npz --images-key train_data "
+    "--labels-key train_labels --count 1024\n"
+    "or point the server at a set you already have (arrays 'images' uint8, 'labels' int):\n"
+    "  export ARENA_EVAL_SET=/path/to/set.npz"
+)
+
+
 def _ensure_eval_set() -> None:
     settings = get_settings()
     if settings.eval_set is not None:
         if not settings.eval_set.is_file():
-            raise click.ClickException(f"ARENA_EVAL_SET={settings.eval_set} does not exist.")
+            raise click.ClickException(
+                f"ARENA_EVAL_SET={settings.eval_set} does not exist: the evaluation set is "
+                "missing. Put it there with\n"
+                f"  arena data import FILE.npz --count 1024 --out {settings.eval_set}\n"
+                "(under docker compose: docker compose run --rm api arena data import "
+                "/import/FILE.npz ..., see the README), or unset ARENA_EVAL_SET."
+            )
         return
     if settings.default_eval_set.is_file():
         return
@@ -91,12 +113,20 @@ def _ensure_eval_set() -> None:
     except Exception as error:  # noqa: BLE001 - explain any download failure plainly
         raise click.ClickException(
             "Could not download CIFAR-10 to build the evaluation set "
-            f"({type(error).__name__}: {error}).\n"
-            "Without internet access, bring the data yourself, then either:\n"
-            "  * arena data import FILE.npz --images-key KEY --labels-key KEY\n"
-            "    (arrays as in torchvision's CIFAR10.data, or the official batches' rows), or\n"
-            "  * export ARENA_EVAL_SET=/path/to/set.npz  (arrays 'images' and 'labels')."
+            f"({type(error).__name__}: {error}).\n" + OFFLINE_HELP
         ) from None
+
+
+def _warn_without_eval_set() -> None:
+    """The API alone needs no evaluation set, but its workers do: say so where it is seen."""
+    settings = get_settings()
+    path = settings.eval_set or settings.default_eval_set
+    if not path.is_file():
+        click.echo(
+            f"Warning: no evaluation set at {path}. Uploads will queue, but workers sharing "
+            "this data folder stop until it is there.\n" + OFFLINE_HELP,
+            err=True,
+        )
 
 
 def _build_cifar10(path: Path, *, split: str, count: int | None) -> Path:
@@ -109,15 +139,40 @@ def _build_cifar10(path: Path, *, split: str, count: int | None) -> Path:
 @main.command()
 @click.option("--concurrency", default=1, show_default=True, help="Evaluations at once.")
 @click.option("--loglevel", default="info", show_default=True)
-def worker(concurrency: int, loglevel: str) -> None:
+@click.option("--skip-timing", is_flag=True, hidden=True,
+              help="Do not time the reference network (arena serve just did).")
+def worker(concurrency: int, loglevel: str, skip_timing: bool) -> None:
     """Run a Celery worker that evaluates queued submissions."""
     _ensure_eval_set()
     from worker.celery_app import app
 
+    _explain_root()
+    if not skip_timing:
+        from worker.runner import time_reference
+
+        time_reference()  # this device's speed, for wait estimates before any evaluation
     pool = "solo" if concurrency == 1 else "threads"
     app.worker_main(
         ["worker", f"--loglevel={loglevel}", f"--pool={pool}", f"--concurrency={concurrency}",
          "--without-gossip", "--without-mingle"]
+    )
+
+
+def _explain_root() -> None:
+    """Celery warns at length when its worker runs as root (as in a container or a lab VM);
+    say once, plainly, what that means here instead."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    import warnings
+
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    click.echo(
+        "Note: this worker runs as root. Celery discourages it because a message could carry "
+        "code to run; this worker accepts only JSON messages (submission ids) and evaluates "
+        "uploads in a child process, but an ordinary user is still safer.",
+        err=True,
     )
 
 
@@ -130,31 +185,101 @@ def team() -> None:
 
 
 @team.command("create")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--from-csv", "csv_file", type=click.File("r", encoding="utf-8-sig"), default=None,
+              help="Create a team per row of this CSV (first column: the name; '-' reads stdin).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --from-csv: write name,token rows here instead of printing them.")
 @click.option("--baseline", is_flag=True, help="An organiser's reference entry.")
 @click.option("--json", "as_json", is_flag=True)
-def team_create(name: str, baseline: bool, as_json: bool) -> None:
-    """Create a team and print its API token (shown only once)."""
+def team_create(
+    name: str | None, csv_file: Any, out: Path | None, baseline: bool, as_json: bool
+) -> None:
+    """Create a team (or one per CSV row) and print its API token (shown only once)."""
     from server import crud
     from server.db import session_scope
     from server.migrate import upgrade
-    from server.names import clean_team_name
+    from server.names import clean_team_name, name_key
 
-    upgrade()
+    if (name is None) == (csv_file is None):
+        raise click.UsageError("Give a team NAME or --from-csv FILE, not both.")
+    raw = [name] if csv_file is None else _names_from_csv(csv_file)
     try:
-        name = clean_team_name(name)
+        names = [clean_team_name(each) for each in raw]
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+    name = names[0]
+    upgrade()
     with session_scope() as session:
-        taken = crud.team_like(session=session, name=name)
-        if taken is not None:
-            raise click.ClickException(f"A team named {taken.name!r} already exists.")
-        created, token = crud.create_team(session=session, name=name, baseline=baseline)
-        payload = {"id": created.id, "name": created.name, "token": token}
-    if as_json:
-        click.echo(json.dumps(payload))
+        taken = [
+            team.name for each in names
+            if (team := crud.team_like(session=session, name=each)) is not None
+        ]
+        if taken and csv_file is None:
+            raise click.ClickException(f"A team named {taken[0]!r} already exists.")
+        if taken:
+            raise click.ClickException(
+                f"These teams already exist, so none was created: {', '.join(map(repr, taken))}."
+            )
+        keys = [name_key(each) for each in names]
+        if len(set(keys)) < len(keys):
+            twice = sorted({n for n, key in zip(names, keys, strict=True) if keys.count(key) > 1})
+            raise click.ClickException(
+                "These names are the same team whatever their case or form, so none was created: "
+                f"{', '.join(map(repr, twice))}."
+            )
+        created = []
+        for each in names:  # every name was checked first: the batch is created whole
+            team, token = crud.create_team(session=session, name=each, baseline=baseline)
+            created.append({"id": team.id, "name": team.name, "token": token})
+    if csv_file is not None:
+        _write_tokens(created, out)
+    elif as_json:
+        click.echo(json.dumps(created[0]))
     else:
-        click.echo(f"Team {name!r} created (id {payload['id']}). Token (shown once):\n{token}")
+        click.echo(f"Team {name!r} created (id {created[0]['id']}). Token (shown once):\n"
+                   f"{created[0]['token']}")
+
+
+def _names_from_csv(handle: Any) -> list[str]:
+    """Team names from the first column; a first row reading "name" or "team" is a header."""
+    import csv
+
+    from server.tables import Team
+
+    longest = Team.__table__.c.name.type.length
+    rows = [row for row in csv.reader(handle) if row and row[0].strip()]
+    names = [row[0].strip() for row in rows]
+    if names and names[0].lower() in ("name", "team", "team name"):
+        names = names[1:]
+    if not names:
+        raise click.ClickException("The CSV holds no team names (first column).")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise click.ClickException(f"Names repeated in the CSV: {', '.join(map(repr, repeated))}.")
+    too_long = [n for n in names if len(n) > longest or not n.isprintable()]
+    if too_long:
+        raise click.ClickException(
+            f"Team names must be printable and at most {longest} characters: "
+            f"{', '.join(map(repr, too_long))}."
+        )
+    return names
+
+
+def _write_tokens(created: list[dict[str, Any]], out: Path | None) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "token"])
+    writer.writerows([row["name"], row["token"]] for row in created)
+    if out is None:
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    out.touch(mode=0o600)
+    out.write_text(buffer.getvalue())
+    click.echo(f"Created {len(created)} teams; their tokens (shown once) are in {out}.", err=True)
 
 
 @team.command("list")
@@ -188,6 +313,39 @@ def team_revoke(name: str, new_token: bool) -> None:
         else:
             crud.revoke_team(session=session, team=found)
             click.echo(f"Token of {name!r} revoked.")
+
+
+@main.command()
+def queue() -> None:
+    """The submissions running and waiting now, in the order workers take them."""
+    from sqlalchemy import select
+
+    from server.db import session_scope
+    from server.tables import Status, Submission, utcnow
+
+    with session_scope() as session:
+        rows = session.scalars(
+            select(Submission)
+            .where(Submission.status.in_([Status.RUNNING, Status.QUEUED, Status.VALIDATING]))
+            .order_by(Submission.id)  # the queue order (crud.queued_ahead)
+        ).all()
+        if not rows:
+            click.echo("Nothing running or queued.")
+            return
+        now, place = utcnow(), 0
+        for row in sorted(rows, key=lambda r: r.status != Status.RUNNING):
+            sigma = "" if row.sigma is None else f" σ={row.sigma:g}"
+            if row.status == Status.RUNNING:
+                progress = row.progress or {}
+                since = (now - (row.started_at or now)).total_seconds()
+                state = (f"running {progress.get('stage', '')} "
+                         f"{progress.get('done', 0)}/{progress.get('total', 0)} for {since:.0f} s")
+            elif row.status == Status.QUEUED:
+                place += 1
+                state = f"queued #{place}"
+            else:
+                state = "checking the upload"
+            click.echo(f"{row.id}\t{row.team.name}\t{row.arch}{sigma}\t{state}")
 
 
 # --- local evaluation ----------------------------------------------------------------------
@@ -302,17 +460,16 @@ def data() -> None:
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
               help="train: the class protocol's set; test: a held-out set.")
 @click.option("--count", type=int, default=1024, show_default=True, help="0 for all images.")
-@click.option("--out", type=click.Path(path_type=Path), default=None)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Default: ARENA_EVAL_SET, else ARENA_HOME/cifar10-class.npz.")
 def data_cifar10(split: str, count: int, out: Path | None) -> None:
     """Download CIFAR-10 with torchvision and write the evaluation .npz."""
     settings = get_settings()
-    path = out or settings.default_eval_set
+    path = out or settings.eval_set or settings.default_eval_set
     try:
         _build_cifar10(path, split=split, count=count or None)
     except Exception as error:  # noqa: BLE001
-        raise click.ClickException(
-            f"Download failed ({error}). Without internet, use 'arena data import'."
-        ) from None
+        raise click.ClickException(f"Download failed ({error}).\n" + OFFLINE_HELP) from None
     click.echo(f"Wrote {path}. The server uses it by default (or set ARENA_EVAL_SET={path}).")
 
 
@@ -321,7 +478,8 @@ def data_cifar10(split: str, count: int, out: Path | None) -> None:
 @click.option("--images-key", default="images", show_default=True)
 @click.option("--labels-key", default="labels", show_default=True)
 @click.option("--count", type=int, default=None, help="Keep only the first N images.")
-@click.option("--out", type=click.Path(path_type=Path), default=None)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Default: ARENA_EVAL_SET, else ARENA_HOME/cifar10-class.npz.")
 def data_import(
     source: Path, images_key: str, labels_key: str, count: int | None, out: Path | None
 ) -> None:
@@ -331,7 +489,7 @@ def data_import(
     from worker.data import save_eval_set
 
     settings = get_settings()
-    path = out or settings.default_eval_set
+    path = out or settings.eval_set or settings.default_eval_set
     with np.load(source, allow_pickle=False) as archive:
         images, labels = archive[images_key], archive[labels_key]
     if count:

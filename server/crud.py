@@ -19,6 +19,7 @@ from server.tables import (
     Status,
     Submission,
     Team,
+    Throughput,
     WorkerHeartbeat,
     utcnow,
 )
@@ -499,3 +500,31 @@ def live_workers(*, session: Session, seen_within: float) -> int:
     return session.scalar(
         select(func.count()).select_from(WorkerHeartbeat).where(WorkerHeartbeat.last_seen > cutoff)
     ) or 0
+
+
+# --- throughput (the cost model's rates) ---------------------------------------------------
+
+
+def record_throughput(
+    *, session: Session, arch: str, device: str, forward: float, backward: float
+) -> None:
+    """Keep a worker's latest timing of ``arch`` on ``device`` (images per second)."""
+    values = {"forward_per_second": forward, "backward_per_second": backward,
+              "measured_at": utcnow()}
+    changed = session.execute(
+        update(Throughput)
+        .where(Throughput.arch == arch, Throughput.device == device)
+        .values(**values)
+    ).rowcount
+    if not changed:
+        try:
+            with session.begin_nested():
+                session.add(Throughput(arch=arch, device=device, **values))
+        except IntegrityError:  # another worker timed it at the same moment: keep theirs
+            pass
+    session.commit()
+
+
+def throughputs(*, session: Session) -> list[Throughput]:
+    """Every timing, newest first."""
+    return list(session.scalars(select(Throughput).order_by(Throughput.measured_at.desc())))

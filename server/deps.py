@@ -16,6 +16,7 @@ from server.leaderboard import HEADLINE_RADIUS, Published, Track
 from server.schemas import Leaderboard
 from server.security import hash_token, same_secret
 from server.tables import Submission, Team
+from worker.engine.suites import SUITES  # torch-free
 
 # Suite names are plain words (class, robustbench, smoke); nothing else reaches the database.
 SUITE_NAME = re.compile(r"[\w.-]+", re.ASCII)
@@ -76,6 +77,12 @@ async def published_board(
 
     def read() -> Published:
         with new_session(write=False) as session:
+            if suite is not None and suite not in SUITES and suite != settings.suite:
+                known = leaderboard.known_suites(session, settings.suite)
+                if suite not in known:
+                    raise FieldError(
+                        404, f"Unknown suite {suite!r}; known suites: {', '.join(known)}.", "suite"
+                    )
             return leaderboard.published(
                 session=session,
                 suite=suite or settings.suite,
@@ -97,21 +104,30 @@ async def current_board(published: PublishedDep) -> Leaderboard:
 BoardDep = Annotated[Leaderboard, Depends(current_board)]
 
 
-def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str:
+def _bearer(authorization: str | None, whose: str) -> str:
+    """The token of an 'Authorization: Bearer <token>' header; the 401 names whose it must be."""
     if not authorization:
         raise HTTPException(
             401,
-            detail="Missing token: send 'Authorization: Bearer <team token>'.",
+            detail=f"Missing token: send 'Authorization: Bearer <{whose}>'.",
             headers={"WWW-Authenticate": "Bearer"},
         )
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(
             401,
-            detail="Malformed Authorization header: expected 'Bearer <token>'.",
+            detail=f"Malformed Authorization header: expected 'Bearer <{whose}>'.",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return token.strip()
+
+
+def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str:
+    return _bearer(authorization, "team token")
+
+
+def admin_bearer_token(authorization: Annotated[str | None, Header()] = None) -> str:
+    return _bearer(authorization, "admin token, the value of ARENA_ADMIN_TOKEN")
 
 
 TokenDep = Annotated[str, Depends(bearer_token)]
@@ -149,7 +165,9 @@ def uploading_team(token: TokenDep) -> int:
 UploaderDep = Annotated[int, Depends(uploading_team)]
 
 
-def require_admin(token: TokenDep, settings: SettingsDep) -> None:
+def require_admin(
+    token: Annotated[str, Depends(admin_bearer_token)], settings: SettingsDep
+) -> None:
     if not settings.admin_token:
         raise HTTPException(403, detail="Admin routes are disabled: ARENA_ADMIN_TOKEN is not set.")
     if not same_secret(token, settings.admin_token):

@@ -8,11 +8,15 @@ time, and certification often more than all the attacks) — else for all. The s
 ahead are handed, first come first served, to the workers busy now (at least one), each of
 which frees up when its current evaluation would typically end. It remains an estimate, and
 the pages say so. With no worker alive (none recorded a heartbeat lately) no start is promised.
+
+A kind with too little history of its own takes the cost model's figure instead
+(``server.costs``: the suite's passes at the rate a worker measured), which is an upper bound;
+only without that either does it borrow the suite's median of every kind.
 """
 
 import heapq
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from server.schemas import WaitEstimate
 
@@ -40,18 +44,26 @@ class Typical:
     seconds: float
     based_on: int
     kind: Kind | None  # None: every kind of the suite
+    basis: str | None = None  # how a figure that is not a median was found (the cost model)
+    bound: bool = False  # the most it should take, not a typical time
 
 
 @dataclass(frozen=True)
 class History:
-    """Recent finished evaluations of one suite, newest first: (kind, seconds)."""
+    """Recent finished evaluations of one suite, newest first: (kind, seconds); and the cost
+    model's figures for kinds the history may lack."""
 
     runs: list[tuple[Kind, float]]
+    modelled: dict[Kind, Typical] = field(default_factory=dict)
 
-    def typical(self, kind: Kind) -> Typical:
+    def typical(self, kind: Kind) -> Typical | None:
         same = [seconds for other, seconds in self.runs if other == kind][:RECENT]
         if len(same) >= SAME_KIND:
             return Typical(statistics.median(same), len(same), kind)
+        if kind in self.modelled:
+            return self.modelled[kind]
+        if not self.runs:
+            return None
         latest = [seconds for _, seconds in self.runs[:RECENT]]
         return Typical(statistics.median(latest), len(latest), None)
 
@@ -61,24 +73,26 @@ def for_queued(
 ) -> WaitEstimate | None:
     """A queued submission of ``kind`` behind ``ahead`` (their kinds, in queue order), while
     the busy workers run ``running`` (kind, seconds since it started)."""
-    if not history.runs:
+    own = history.typical(kind)
+    if own is None:
         return None
-    # One median per kind, however long the queue (the page asks again every second).
-    seconds = {k: history.typical(k).seconds for k in {*ahead, *(k for k, _ in running)}}
+    # One figure per kind, however long the queue (the page asks again every second); a kind
+    # with neither history nor a cost model counts as nothing.
+    typicals = {k: history.typical(k) for k in {*ahead, *(k for k, _ in running)}}
+    seconds = {k: t.seconds if t else 0.0 for k, t in typicals.items()}
     # Each worker is free when its current evaluation would typically end (idle: now).
     free_at = [max(seconds[other] - elapsed, 0.0) for other, elapsed in running] or [0.0]
     heapq.heapify(free_at)
     for other in ahead:
         heapq.heappush(free_at, heapq.heappop(free_at) + seconds[other])
     start = heapq.heappop(free_at)
-    own = history.typical(kind)
     return WaitEstimate(
         typical_seconds=own.seconds,
         based_on=own.based_on,
         start_in_seconds=start,
         finish_in_seconds=start + own.seconds,
         summary=f"expected to start {_within(start)} and to finish "
-        f"{_within(start + own.seconds)} ({_basis(own)})",
+        f"{_within(start + own.seconds, own.bound)} ({_basis(own)})",
     )
 
 
@@ -94,27 +108,30 @@ def without_worker(*, history: History, kind: Kind) -> WaitEstimate:
 
 def for_running(*, history: History, kind: Kind, elapsed: float) -> WaitEstimate | None:
     """A submission of ``kind`` under evaluation for ``elapsed`` seconds."""
-    if not history.runs:
-        return None
     own = history.typical(kind)
+    if own is None:
+        return None
     left = own.seconds - elapsed
+    late = "longer than the cost model's bound" if own.bound else "longer than usual"
     return WaitEstimate(
         typical_seconds=own.seconds,
         based_on=own.based_on,
         finish_in_seconds=left if left > 0 else None,
-        summary=f"expected to finish {_within(left)} ({_basis(own)})"
+        summary=f"expected to finish {_within(left, own.bound)} ({_basis(own)})"
         if left > 0
-        else f"taking longer than usual ({_basis(own)})",
+        else f"taking {late} ({_basis(own)})",
     )
 
 
-def _within(seconds: float) -> str:
+def _within(seconds: float, bound: bool = False) -> str:
     if seconds < 1:
         return "now"
-    return f"in about {about(seconds)}"
+    return f"{'within' if bound else 'in'} about {about(seconds)}"
 
 
 def _basis(typical: Typical) -> str:
+    if typical.basis:
+        return typical.basis
     if typical.based_on == 1:
         runs = "the last one"
     elif typical.kind:

@@ -127,6 +127,14 @@ class Published:
     renderings: dict[str, bytes] = field(default_factory=dict)
 
 
+def known_suites(session: Session, server_suite: str) -> list[str]:
+    """Suites a board can be asked for: the engine's, the server's, and any with results."""
+    from worker.engine.suites import SUITES  # torch-free
+
+    present = set(session.scalars(select(Result.suite).distinct()))
+    return sorted({*SUITES, server_suite, *present})
+
+
 def published(
     *,
     session: Session,

@@ -2,7 +2,7 @@
 
 from sqlalchemy.orm import Session
 
-from server import crud, estimates
+from server import costs, crud, estimates
 from server.config import Settings
 from server.leaderboard import score_of
 from server.schemas import Progress, Quota, SubmissionPublic, WaitEstimate
@@ -44,7 +44,7 @@ def present_submission(
         status=submission.status,
         queue_position=None if ahead is None else len(ahead) + 1,
         progress=Progress(**submission.progress) if submission.progress else None,
-        estimate=_estimate(session, submission, ahead, waiting_for_worker=waiting),
+        estimate=_estimate(session, submission, ahead, settings, waiting_for_worker=waiting),
         waiting_for_worker=waiting,
         results=results,
         score=score_of(results, settings.score_weights()) if results else None,
@@ -60,6 +60,7 @@ def _estimate(
     session: Session,
     submission: Submission,
     ahead: list[tuple[str, bool]] | None,
+    settings: Settings,
     *,
     waiting_for_worker: bool,
 ) -> WaitEstimate | None:
@@ -69,17 +70,24 @@ def _estimate(
     kind = Kind(submission.arch, submission.sigma is not None)
     # Enough history for a median per kind among the recent runs of every kind.
     runs = crud.recent_runs(session=session, suite=submission.suite, limit=10 * estimates.RECENT)
-    history = estimates.History([(Kind(arch, cert), seconds) for arch, cert, seconds in runs])
+    running = [] if ahead is None else crud.running_now(session=session)
+    others = [Kind(arch, cert) for arch, cert in ahead or []]
+    busy = [(Kind(arch, cert), elapsed) for arch, cert, elapsed in running]
+    # The cost model's figures, for the kinds the history may lack.
+    keys = {other: other.arch for other in [*others, *(k for k, _ in busy)]}
+    keys[kind] = costs.throughput_key(submission.arch, submission.sha256)
+    finished = [(Kind(arch, cert), seconds) for arch, cert, seconds in runs]
+    history = estimates.History(
+        finished,
+        costs.modelled(
+            session=session, suite=submission.suite, kinds=keys, limit=settings.eval_limit,
+            runs=finished,
+        ),
+    )
     if waiting_for_worker:
         return estimates.without_worker(history=history, kind=kind)
     if ahead is not None:
-        running = crud.running_now(session=session)
-        return estimates.for_queued(
-            history=history,
-            kind=kind,
-            ahead=[Kind(arch, cert) for arch, cert in ahead],
-            running=[(Kind(arch, cert), elapsed) for arch, cert, elapsed in running],
-        )
+        return estimates.for_queued(history=history, kind=kind, ahead=others, running=busy)
     if submission.status == Status.RUNNING and submission.started_at is not None:
         elapsed = (utcnow() - submission.started_at).total_seconds()
         return estimates.for_running(history=history, kind=kind, elapsed=elapsed)

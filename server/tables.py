@@ -1,11 +1,21 @@
-"""The tables: teams, their submissions, one result per finished submission, and the workers
-alive now."""
+"""The tables: teams, their submissions, one result per finished submission, the workers
+alive now, and the throughput workers measured per network and device (for wait estimates)."""
 
 import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -129,3 +139,19 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     submission_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Throughput(Base):
+    """Images per second of one network on one device, timed by a worker the first time it
+    met the network: the cost model's rate when there is no history of that kind."""
+
+    __tablename__ = "throughputs"
+    __table_args__ = (UniqueConstraint("arch", "device"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A zoo name, or "torch-export:<first 12 hex of the file's SHA-256>" for an archive.
+    arch: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str] = mapped_column(String(128))  # "cpu", or "cuda: <GPU name>"
+    forward_per_second: Mapped[float] = mapped_column(Float)
+    backward_per_second: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -27,6 +27,8 @@ def create_celery() -> Celery:
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,
         worker_hijack_root_logger=False,
+        accept_content=["json"],  # messages carry submission ids, never pickled objects
+        task_serializer="json",
     )
     return app
 

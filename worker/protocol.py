@@ -2,9 +2,10 @@
 
 The parent (the API's pre-queue probe or a worker) describes the child's job once, as a
 ``Job``; the child receives it as one JSON argument and validates it. The child answers on
-its own pipe with JSON lines, each a ``Progress`` or a ``Done``. The parent trusts nothing it
-reads there: ``read_messages`` bounds the size and count of lines and validates each one, and
-anything else is a ``MalformedMessage`` (a fault of the model, which may have written it).
+its own pipe with JSON lines, each a ``Progress``, a ``Throughput`` or a ``Done``. The parent
+trusts nothing it reads there: ``read_messages`` bounds the size and count of lines and
+validates each one, and anything else is a ``MalformedMessage`` (a fault of the model, which
+may have written it).
 
 Torch-free: the API imports this module.
 """
@@ -54,6 +55,7 @@ class Job(_Strict):
     sigma: float | None = Field(None, gt=0)
     limit: NonNegativeInt | None = None
     device: str = Field("cpu", max_length=20)
+    measure: bool = False  # time the network first (a ``Throughput`` message) for estimates
 
     @model_validator(mode="after")
     def _evaluation_has_its_set(self) -> "Job":
@@ -75,6 +77,15 @@ class Progress(_Strict):
         return self
 
 
+class Throughput(_Strict):
+    """Images per second of the loaded network on the child's device (for wait estimates)."""
+
+    type: Literal["throughput"] = "throughput"
+    device: str = Field(max_length=128)
+    forward: float = Field(gt=0, allow_inf_nan=False)
+    backward: float = Field(gt=0, allow_inf_nan=False)
+
+
 class Done(_Strict):
     """The child's last word. ``kind`` says whose fault a failure is; ``stopped`` means a
     signal ended it (the watchdog or the worker's shutdown), which is nobody's fault."""
@@ -87,7 +98,7 @@ class Done(_Strict):
     results: dict[str, Any] | None = None
 
 
-Message = Progress | Done
+Message = Progress | Throughput | Done
 _MESSAGE = TypeAdapter(Annotated[Message, Field(discriminator="type")])
 
 

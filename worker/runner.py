@@ -5,10 +5,13 @@ child's progress. Whatever happens, the submission ends in exactly one of: finis
 result row), failed with a reason, or back in the queue for another try.
 """
 
+import json
 import logging
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -19,6 +22,7 @@ from typing import Any
 
 from server import crud, queue
 from server.config import Settings, get_settings
+from server.costs import throughput_key
 from server.db import session_scope
 from server.storage import upload_path
 from server.tables import Submission
@@ -31,11 +35,43 @@ from worker.protocol import (
     Job,
     MalformedMessage,
     Progress,
+    Throughput,
 )
 
 log = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+#: The network every worker times when it starts, so the cost model has this device's speed
+#: before any evaluation (other networks are scaled from it by their FLOPs until timed).
+REFERENCE_ARCH = "resnet20"
+#: Networks this worker process has timed (the first evaluation of each times it).
+_timed: set[str] = set()
+
+
+def _store_throughput(arch: str, measured: dict[str, Any]) -> None:
+    try:
+        with session_scope() as session:
+            crud.record_throughput(
+                session=session, arch=arch, device=str(measured["device"]),
+                forward=float(measured["forward"]), backward=float(measured["backward"]),
+            )
+    except Exception:  # noqa: BLE001 - a missing timing only makes estimates rougher
+        log.exception("could not store the throughput of %s", arch)
+
+
+def time_reference(settings: Settings | None = None) -> None:
+    """Time the reference network on this worker's device (a zoo network, no upload)."""
+    settings = settings or get_settings()
+    command = [sys.executable, "-I", "-m", "worker.throughput", REFERENCE_ARCH, settings.device]
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError):
+        log.warning("could not time %s on this worker's device", REFERENCE_ARCH)
+        return
+    _store_throughput(REFERENCE_ARCH, answer)
+    _timed.add(REFERENCE_ARCH)
+
 
 #: Set once this worker is asked to stop: its children are killed and their submissions go
 #: back to the queue without counting a try (they finish after the next start).
@@ -111,7 +147,7 @@ class Heartbeat:
         self._stop.set()
 
 
-def _job(submission: Submission, settings: Settings, box: Sandbox) -> Job:
+def _job(submission: Submission, settings: Settings, box: Sandbox, *, measure: bool) -> Job:
     checkpoint_fd, eval_set_fd = box.fds
     eval_set = settings.eval_set or settings.default_eval_set
     return Job(
@@ -120,7 +156,7 @@ def _job(submission: Submission, settings: Settings, box: Sandbox) -> Job:
         mean=tuple(submission.mean) if submission.mean else None,
         std=tuple(submission.std) if submission.std else None,
         suite=submission.suite, sigma=submission.sigma, limit=settings.eval_limit,
-        device=settings.device, memory_limit_mb=settings.memory_limit_mb,
+        device=settings.device, memory_limit_mb=settings.memory_limit_mb, measure=measure,
     )
 
 
@@ -136,7 +172,11 @@ class ChildOutcome:
         return (self.answer or {}).get("results") if self.returncode == 0 else None
 
 
-def _run_child(submission: Submission, heartbeat: Heartbeat, settings: Settings) -> ChildOutcome:
+def _run_child(
+    submission: Submission, heartbeat: Heartbeat, settings: Settings, timed_as: str | None
+) -> ChildOutcome:
+    """Evaluate in an isolated child; ``timed_as`` asks it to time the network first and
+    names the rate it reports (a network this worker has not timed yet)."""
     files = [upload_path(settings.upload_dir, submission.stored_name),
              settings.eval_set or settings.default_eval_set]
     sandbox = Sandbox(files=files, limits=Limits(address_space_mb=settings.memory_limit_mb),
@@ -147,11 +187,14 @@ def _run_child(submission: Submission, heartbeat: Heartbeat, settings: Settings)
         except OSError as error:
             reason = f"the evaluation's files could not be opened: {error}"
             return ChildOutcome(PLATFORM_FAULT, {"message": reason}, False, False)
-        box.start(["-m", "worker.sandbox", _job(submission, settings, box).model_dump_json()])
-        return _supervise(box, heartbeat, settings)
+        job = _job(submission, settings, box, measure=timed_as is not None)
+        box.start(["-m", "worker.sandbox", job.model_dump_json()])
+        return _supervise(box, heartbeat, settings, timed_as)
 
 
-def _supervise(box: Sandbox, heartbeat: Heartbeat, settings: Settings) -> ChildOutcome:
+def _supervise(
+    box: Sandbox, heartbeat: Heartbeat, settings: Settings, timed_as: str | None
+) -> ChildOutcome:
     """Pass the child's progress to the heartbeat until it ends; stop it at the time limit
     or when the lease is lost, and at its first malformed message (a fault of the model)."""
     child = box.process
@@ -179,6 +222,10 @@ def _supervise(box: Sandbox, heartbeat: Heartbeat, settings: Settings) -> ChildO
         for message in box.messages():
             if isinstance(message, Progress):
                 heartbeat.update(message.stage, message.done, message.total)
+            elif isinstance(message, Throughput):
+                if timed_as is not None:
+                    _store_throughput(timed_as, message.model_dump())
+                    _timed.add(timed_as)
             else:
                 answer = message.model_dump()
     except MalformedMessage as error:
@@ -204,13 +251,15 @@ def run_submission(submission_id: int, *, settings: Settings | None = None) -> s
         submission = crud.get_submission(session=session, submission_id=submission_id)
         assert submission is not None
         stages = stages_for(submission)
+        key = throughput_key(submission.arch, submission.sha256)
+        timed_as = None if key in _timed else key
 
     heartbeat = Heartbeat(submission_id, WORKER_ID, settings, stages)
     heartbeat.update(stages[0], 0, 1)
     thread = threading.Thread(target=heartbeat.run, daemon=True)
     thread.start()
     try:
-        outcome = _run_child(submission, heartbeat, settings)
+        outcome = _run_child(submission, heartbeat, settings, timed_as)
     finally:
         heartbeat.stop()
         thread.join()

@@ -6,7 +6,8 @@ cleanly). A hostile or broken model can take down only this process.
 
 The job (``worker.protocol.Job``) names the descriptors of the upload, the evaluation set and
 the message pipe. Messages go on that pipe only, never stdout (which a model can print to):
-``Progress`` while running, then one ``Done``. Exit status 0 on success, 3 for a model's
+``Progress`` while running (after one ``Throughput`` when the job asks to time the
+network first), then one ``Done``. Exit status 0 on success, 3 for a model's
 fault, 4 for the platform's, 5 when stopped by SIGTERM or SIGINT (quietly, no traceback).
 """
 
@@ -17,7 +18,17 @@ import traceback
 from pathlib import Path
 from typing import BinaryIO
 
-from worker.protocol import MODEL_FAULT, PLATFORM_FAULT, STOPPED, Done, Job, Message, Progress, encode
+from worker.protocol import (
+    MODEL_FAULT,
+    PLATFORM_FAULT,
+    STOPPED,
+    Done,
+    Job,
+    Message,
+    Progress,
+    Throughput,
+    encode,
+)
 
 
 class Channel:
@@ -97,6 +108,15 @@ def _evaluate(job: Job, channel: Channel) -> int:
     except CheckpointError as error:
         return channel.fail("model", str(error))
 
+    if job.measure:
+        from worker.evaluation import resolve_device
+        from worker.throughput import measure
+
+        try:
+            channel.send(Throughput(**measure(loaded.model, resolve_device(job.device))))
+        except Exception:  # noqa: BLE001 - the evaluation below reports the model's faults
+            pass
+
     def progress(stage: str, done: int, total: int) -> None:
         channel.send(Progress(stage=stage, done=done, total=total))  # type: ignore[arg-type]
 
@@ -118,6 +138,7 @@ def _evaluate(job: Job, channel: Channel) -> int:
     results["eval_set"]["file"] = job.eval_set_name
     channel.send(Done(ok=True, results=results))
     return 0
+
 
 
 def main(argv: list[str] | None = None) -> int:

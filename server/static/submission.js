@@ -15,16 +15,10 @@
     natural: "Natural", fgsm: "FGSM", pgd_linf: "PGD ℓ∞", pgd_l2: "PGD ℓ2",
     smoothing: "Certification", autoattack: "AutoAttack",
   };
-  const totals = {};
   let shownOutcome = live.dataset.status;
   let failures = 0;
 
-  function duration(seconds) {
-    if (seconds < 90) return `about ${Math.max(1, Math.round(seconds))} s left`;
-    if (seconds < 5400) return `about ${Math.round(seconds / 60)} min left`;
-    return `about ${(seconds / 3600).toFixed(1)} h left`;
-  }
-
+  const ENDED = { failed: "Failed", cancelled: "Cancelled" };
   function escape(text) {
     const span = document.createElement("span");
     span.textContent = text;
@@ -41,7 +35,6 @@
     }
     const stages = p.stages && p.stages.length ? p.stages : [p.stage];
     const current = stages.indexOf(p.stage);
-    totals[p.stage] = p.total;
     list.innerHTML = stages.map((name, index) => {
       const label = escape(STAGES[name] || name);
       const state = index < current ? "done" : index === current ? "active" : "waiting";
@@ -51,11 +44,10 @@
         count = "starting…";
       } else if (state === "active") {
         bar = `<progress id="stage-${name}" max="${Math.max(p.total, 1)}" value="${p.done}"></progress>`;
-        count = `${p.done} / ${p.total} images` +
-          (p.eta_seconds != null && p.done < p.total ? ` · <span class="eta">${duration(p.eta_seconds)}</span>` : "");
+        count = `${p.done} / ${p.total} images`;  // the time left is the status line's, once
       } else if (state === "done") {
         bar = `<progress id="stage-${name}" max="1" value="1"></progress>`;
-        count = totals[name] ? `${totals[name]} / ${totals[name]} images` : "done";
+        count = "done";
       } else {
         bar = `<progress id="stage-${name}" max="1" value="0"></progress>`;
         count = "waiting";
@@ -80,6 +72,7 @@
     else if (s.status === "running" && !s.progress) note = "starting the evaluation…";
     document.getElementById("queue").textContent = note;
     document.getElementById("estimate").textContent = s.estimate ? s.estimate.summary : "";
+    document.getElementById("finished-label").textContent = ENDED[s.status] || "Finished";
     if (s.finished_at) {
       document.getElementById("finished-at").textContent =
         s.finished_at.slice(0, 16).replace("T", " ") + " UTC";

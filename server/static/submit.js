@@ -28,6 +28,16 @@
       if (form.elements[f]) form.elements[f].removeAttribute("aria-invalid");
     });
   }
+  // A message goes as soon as its field is edited: a corrected token no longer reads "invalid".
+  fields.forEach((f) => {
+    const input = form.elements[f];
+    const clear = () => {
+      document.getElementById(f + "-error").textContent = "";
+      input.removeAttribute("aria-invalid");
+    };
+    input.addEventListener("input", clear);
+    input.addEventListener("change", clear);
+  });
   function megabytes(bytes) { return (bytes / 1048576).toFixed(1) + " MiB"; }
 
   function problems() {

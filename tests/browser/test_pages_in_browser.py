@@ -31,7 +31,7 @@ WATCH = """
 if (location.pathname.startsWith("/submissions/")) {
   const key = "loads:" + location.pathname;
   sessionStorage.setItem(key, String(Number(sessionStorage.getItem(key) || 0) + 1));
-  window.__states = []; window.__texts = [];
+  window.__states = []; window.__texts = []; window.__done = []; window.__estimates = {};
   document.addEventListener("DOMContentLoaded", () => {
     const live = document.getElementById("live");
     const record = () => {
@@ -42,6 +42,11 @@ if (location.pathname.startsWith("/submissions/")) {
       for (const text of [queue, active && active.textContent]) {
         if (text && !window.__texts.includes(text)) window.__texts.push(text);
       }
+      for (const done of document.querySelectorAll('.stage[data-state="done"] .count')) {
+        if (!window.__done.includes(done.textContent)) window.__done.push(done.textContent);
+      }
+      const estimate = document.getElementById("estimate").textContent;
+      if (!(state in window.__estimates)) window.__estimates[state] = estimate;
     };
     record();
     new MutationObserver(record).observe(live, {attributes: true, childList: true, subtree: true,
@@ -144,9 +149,9 @@ def test_upload_is_followed_live_then_ranked_and_sortable(page, arena_env, tmp_p
         page.fill("#sigma", "0.25")
         page.fill("#description", "ResNet-20 at initialisation")
         page.click("#submit-button")
-        page.wait_for_url(re.compile(r"/submissions/\d+$"))
+        page.wait_for_url(re.compile(r"/submissions/\d+$"), timeout=300_000)  # after the model check
         submission = int(page.url.rsplit("/", 1)[1])
-        page.wait_for_selector('#live[data-status="finished"]', timeout=300_000)
+        page.wait_for_selector('#live[data-status="finished"]', timeout=600_000)
         page.wait_for_selector("#radius-chart")
 
         states = page.evaluate("window.__states")
@@ -161,7 +166,10 @@ def test_upload_is_followed_live_then_ranked_and_sortable(page, arena_env, tmp_p
         assert len(set(stages)) >= 2, states
         assert stages == sorted(stages, key=STAGES.index), states  # stages only move forward
         assert any(re.fullmatch(r"position \d+ in the queue", t) for t in texts), texts
-        assert any(re.fullmatch(r"\d+ / \d+ images( · about .+ left)?", t) for t in texts), texts
+        # One time-left figure (the status line's): a stage shows its images only, and the
+        # stages before it read "done".
+        assert any(re.fullmatch(r"\d+ / \d+ images", t) for t in texts), texts
+        assert page.evaluate("window.__done") == ["done"]
 
         body = platform.wait_for(submission, ada)
         results = body["results"]
@@ -281,6 +289,9 @@ def test_rejected_uploads_show_the_message_by_the_field(page, arena_env, tmp_pat
         assert mismatch != message
         page.fill("#token", "arena_not-a-token")
         assert "token" in rejected("token").lower()
+        page.fill("#token", token)  # corrected: the message goes before anything is sent again
+        assert field_error(page, "token") == ""
+        assert page.get_attribute("#token", "aria-invalid") is None
         assert httpx.get(platform.url + "/api/leaderboard").json()["rows"] == []
     finally:
         platform.stop()

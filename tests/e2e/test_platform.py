@@ -66,7 +66,11 @@ def test_upload_is_evaluated_by_a_real_worker_and_ranked(arena_env: dict[str, st
         engine = create_engine(database_url(arena_env))
         with engine.connect() as connection:
             count = connection.execute(text("SELECT count(*) FROM results")).scalar_one()
+            timed = connection.execute(text("SELECT arch, device FROM throughputs")).all()
         engine.dispose()
         assert count == 1
+        # The worker timed its reference network when it started and the LeNet when it met it:
+        # the cost model's rates for later estimates.
+        assert sorted(timed) == [("lenet", "cpu"), ("resnet20", "cpu")]
     finally:
         platform.stop()

@@ -13,6 +13,17 @@ def test_declared_parameter_count_matches_the_built_network(name):
     assert sum(p.numel() for p in model.parameters()) == CATALOG[name].parameters
 
 
+@pytest.mark.parametrize("name", architecture_names())
+def test_declared_flops_match_the_built_network(name):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_on_meta(name).eval()
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 32, 32, device="meta"))
+    assert counter.get_total_flops() == CATALOG[name].flops
+
+
 def test_catalog_lists_every_entry_with_description_and_normalisation():
     assert architecture_names()[:2] == ["lenet", "resnet20"]
     for name, info in CATALOG.items():

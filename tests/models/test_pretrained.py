@@ -18,8 +18,9 @@ IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 
 pytestmark = pytest.mark.skipif(
     not (SHARED / "pretrained").is_dir() or not (SHARED / "cifar10").is_dir(),
-    reason=f"real checkpoints and CIFAR-10 subset not found under {SHARED} "
-    "(set ARENA_SHARED_DATA to the shared data folder)",
+    reason=f"needs the real data, which is not part of the project: cifar10/cifar10_subset.npz "
+    f"and pretrained/resnet20-12fca82f.th, resnet56-4bfd9763.th under {SHARED} (../shared/data "
+    "beside the clone, or set ARENA_SHARED_DATA); CI has them",
 )
 
 

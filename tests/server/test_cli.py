@@ -96,8 +96,35 @@ def test_serve_without_data_or_internet_says_what_to_do(tmp_path):
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode != 0
-    assert "arena data import" in completed.stderr
+    # The exact command that works from a clone, as the README gives it.
+    assert (
+        ".venv/bin/arena data import cifar10_arrays.npz --images-key train_data "
+        "--labels-key train_labels --count 1024" in completed.stderr
+    )
     assert "ARENA_EVAL_SET" in completed.stderr
+
+
+def test_worker_without_its_configured_set_says_what_is_missing(tmp_path):
+    missing = tmp_path / "cifar10-class.npz"
+    env = {**os.environ, "ARENA_HOME": str(tmp_path / "home"), "ARENA_EVAL_SET": str(missing)}
+    completed = subprocess.run(
+        [sys.executable, "-m", "server.cli", "worker"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode != 0
+    assert f"ARENA_EVAL_SET={missing} does not exist" in completed.stderr
+    assert f"arena data import FILE.npz --count 1024 --out {missing}" in completed.stderr
+
+
+def test_data_import_writes_where_the_server_reads(settings_env, tmp_path, monkeypatch):
+    from server.config import get_settings
+    from tests.conftest import make_eval_set
+
+    target = tmp_path / "configured.npz"
+    monkeypatch.setenv("ARENA_EVAL_SET", str(target))
+    get_settings.cache_clear()
+    run_cli("data", "import", str(make_eval_set(tmp_path / "source.npz")), "--count", "8")
+    assert target.is_file()
 
 
 @pytest.fixture
@@ -122,3 +149,58 @@ def test_torch_export_archive_uploads_with_arch_auto(settings_env, exported):
     )
     assert response.status_code == 202, response.text
     assert response.json()["arch"] == "torch-export"
+
+
+def test_teams_from_a_csv_get_working_tokens(settings_env, tmp_path):
+    import csv
+    import io
+
+    roster = tmp_path / "teams.csv"
+    roster.write_text("name,members\nTeam Ada,Ada; Grace\nBob's Lab,Bob\n\nÉquipe Noether,Emmy\n")
+    printed = list(csv.DictReader(io.StringIO(run_cli("team", "create", "--from-csv", str(roster)))))
+    assert [row["name"] for row in printed] == ["Team Ada", "Bob's Lab", "Équipe Noether"]
+    client = TestClient(create_app())
+    for row in printed:
+        mine = client.get("/api/submissions", headers={"Authorization": f"Bearer {row['token']}"})
+        assert mine.status_code == 200
+
+    more = tmp_path / "more.csv"
+    more.write_text("Team Turing\nTeam Hopper\n")
+    out = tmp_path / "tokens.csv"
+    result = CliRunner().invoke(main, ["team", "create", "--from-csv", str(more), "--out", str(out)])
+    assert result.exit_code == 0 and "tokens (shown once) are in" in result.output
+    assert "arena_" not in result.output  # written to the file, not the terminal
+    written = list(csv.DictReader(out.open()))
+    assert [row["name"] for row in written] == ["Team Turing", "Team Hopper"]
+    assert out.stat().st_mode & 0o077 == 0
+
+    # A batch naming an existing team creates none of its teams.
+    clash = tmp_path / "clash.csv"
+    clash.write_text("Team Lovelace\nTeam Ada\n")
+    refused = CliRunner().invoke(main, ["team", "create", "--from-csv", str(clash)])
+    assert refused.exit_code != 0 and "'Team Ada'" in refused.output
+    assert "Team Lovelace" not in run_cli("team", "list")
+    # '-' reads the CSV from stdin (as `docker compose exec -T api ... < teams.csv` sends it).
+    piped = CliRunner().invoke(main, ["team", "create", "--from-csv", "-"], input="Team Stdin\n")
+    assert piped.exit_code == 0 and piped.output.startswith("name,token\nTeam Stdin,arena_")
+    twice = tmp_path / "twice.csv"
+    twice.write_text("X\nX\n")
+    assert "repeated" in CliRunner().invoke(main, ["team", "create", "--from-csv", str(twice)]).output
+
+
+def test_queue_lists_what_runs_and_waits(settings_env):
+    from server.db import session_scope
+    from server.tables import Status
+    from tests.server.test_pages import add_submission, team
+
+    assert "Nothing running or queued." in run_cli("queue")
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        bob, _ = team(session, "Bob")
+        add_submission(session, bob, status=Status.QUEUED, sigma=0.25)
+        add_submission(session, ada, status=Status.FINISHED)
+        add_submission(session, ada, status=Status.RUNNING, arch="resnet20",
+                       progress={"stage": "fgsm", "done": 64, "total": 1024})
+    lines = run_cli("queue").splitlines()
+    assert [line.split("\t")[1:3] for line in lines] == [["Ada", "resnet20"], ["Bob", "lenet σ=0.25"]]
+    assert "running fgsm 64/1024" in lines[0] and lines[1].endswith("queued #1")

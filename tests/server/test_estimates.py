@@ -5,12 +5,14 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from models.catalog import CATALOG
 from server import crud
 from server.db import session_scope
 from server.estimates import (
     NO_WORKER,
     History,
     Kind,
+    Typical,
     about,
     for_queued,
     for_running,
@@ -19,6 +21,8 @@ from server.estimates import (
 from server.main import create_app
 from server.tables import Status, utcnow
 from tests.server.test_pages import add_submission, team
+from worker.engine.cost import suite_passes
+from worker.engine.suites import SUITES
 
 LENET = Kind("lenet", certified=False)
 WRN = Kind("wrn-34-10", certified=False)
@@ -154,3 +158,97 @@ def test_without_a_live_worker_no_start_is_promised(settings_env):
 def test_without_a_worker_or_history_the_estimate_still_says_so():
     estimate = without_worker(history=History([]), kind=LENET)
     assert (estimate.summary, estimate.typical_seconds, estimate.based_on) == (NO_WORKER, None, 0)
+
+
+def test_cost_model_stands_in_for_missing_history():
+    modelled = Typical(900.0, 0, LENET, basis="at most 15 min by the cost model", bound=True)
+    history = History([(WRN, 60.0)] * 3, {LENET: modelled})
+    queued = for_queued(history=history, kind=LENET, ahead=[WRN], running=[])
+    assert (queued.start_in_seconds, queued.finish_in_seconds) == (60.0, 960.0)
+    assert queued.summary == (
+        "expected to start in about 60 s and to finish within about 16 min "
+        "(at most 15 min by the cost model)"
+    )
+    late = for_running(history=history, kind=LENET, elapsed=1000.0)
+    assert late.summary.startswith("taking longer than the cost model's bound")
+    # Three runs of its own kind outweigh the model.
+    own = History([(LENET, 30.0)] * 3, {LENET: modelled})
+    assert for_running(history=own, kind=LENET, elapsed=0.0).typical_seconds == 30.0
+
+
+def _timed(arch: str, forward: float, backward: float) -> None:
+    with session_scope() as session:
+        crud.record_throughput(
+            session=session, arch=arch, device="cpu", forward=forward, backward=backward
+        )
+
+
+def test_first_submission_of_a_platform_gets_the_cost_models_figure(settings_env):
+    _timed("resnet20", forward=2000.0, backward=500.0)
+    _timed("resnet20", forward=1000.0, backward=250.0)  # a later timing replaces the first
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        bob, _ = team(session, "Bob")
+        plain = add_submission(session, ada, status=Status.QUEUED, arch="resnet20")
+        certified = add_submission(
+            session, bob, status=Status.QUEUED, arch="resnet20", sigma=0.25
+        )
+        wider = add_submission(session, bob, status=Status.QUEUED, arch="resnet56")
+    client = TestClient(create_app())
+    smoke = SUITES["smoke"]
+
+    def seconds(passes, scale=1.0):
+        return passes.forward / (1000.0 * scale) + passes.backward / (250.0 * scale)
+
+    first = client.get(f"/api/submissions/{plain}").json()["estimate"]
+    alone = seconds(suite_passes(smoke, 64, certified=False))
+    assert first["typical_seconds"] == pytest.approx(alone)
+    assert first["start_in_seconds"] == 0.0
+    assert "by the cost model" in first["summary"] and "timed on cpu" in first["summary"]
+    assert "attacks that succeed early take less" in first["summary"]
+
+    second = client.get(f"/api/submissions/{certified}").json()["estimate"]
+    with_sigma = seconds(suite_passes(smoke, 64, certified=True))
+    assert with_sigma - alone == pytest.approx(16 * (64 + 1000) / 1000.0)  # every noisy copy
+    assert second["typical_seconds"] == pytest.approx(with_sigma)
+    assert second["start_in_seconds"] == pytest.approx(alone)  # behind the first, one worker
+
+    # ResNet-56, never timed: ResNet-20's rate scaled by their FLOPs.
+    scale = CATALOG["resnet20"].flops / CATALOG["resnet56"].flops
+    third = client.get(f"/api/submissions/{wider}").json()["estimate"]
+    assert third["typical_seconds"] == pytest.approx(
+        seconds(suite_passes(smoke, 64, certified=False), scale)
+    )
+    assert "scaled by FLOPs from resnet20 timed on cpu" in third["summary"]
+
+
+def test_no_timing_and_no_history_still_means_no_estimate(settings_env):
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        queued = add_submission(session, ada, status=Status.QUEUED, arch="resnet20")
+    assert TestClient(create_app()).get(f"/api/submissions/{queued}").json()["estimate"] is None
+
+
+def test_finished_evaluations_of_other_kinds_calibrate_the_cost_model(settings_env):
+    _timed("resnet20", forward=1000.0, backward=250.0)
+    smoke = SUITES["smoke"]
+    plain = suite_passes(smoke, 64, certified=False)
+    model_seconds = plain.forward / 1000.0 + plain.backward / 250.0
+    now = utcnow()
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        bob, _ = team(session, "Bob")
+        # Two ResNet-20 runs took a tenth and a fifth of their bound: median ratio 0.15.
+        for share in (0.1, 0.2):
+            add_submission(
+                session, ada, arch="resnet20", started_at=now - timedelta(hours=1),
+                finished_at=now - timedelta(hours=1) + timedelta(seconds=share * model_seconds),
+            )
+        wider = add_submission(session, bob, status=Status.QUEUED, arch="resnet56")
+    estimate = TestClient(create_app()).get(f"/api/submissions/{wider}").json()["estimate"]
+    scale = CATALOG["resnet20"].flops / CATALOG["resnet56"].flops
+    resnet56 = plain.forward / (1000.0 * scale) + plain.backward / (250.0 * scale)
+    assert estimate["typical_seconds"] == pytest.approx(0.15 * resnet56, rel=1e-3)
+    assert estimate["based_on"] == 2
+    assert "times 0.15, the median ratio of the last 2 evaluations" in estimate["summary"]
+    assert "finish in about" in estimate["summary"]  # a calibrated figure, not a bound

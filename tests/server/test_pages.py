@@ -72,11 +72,12 @@ def add_submission(
     minutes_ago=5,
     sigma=None,
     suite="smoke",
+    arch="lenet",
     **fields,
 ) -> int:
     submission = Submission(
         team_id=team.id,
-        arch="lenet",
+        arch=arch,
         stored_name="x.pth",
         sha256="0" * 64,
         size_bytes=1,
@@ -331,6 +332,8 @@ def test_csv_and_json_exports(client):
     empty = client.get("/export/leaderboard.csv", params={"suite": "robustbench"})
     assert 'filename="leaderboard-robustbench-empirical.csv"' in empty.headers["content-disposition"]
     assert empty.text.splitlines()[1:] == []  # no entries in that suite, header only
+    bogus = client.get("/export/leaderboard.csv", params={"suite": "bogus"})
+    assert bogus.status_code == 404 and "known suites: class, robustbench, smoke" in bogus.json()["detail"]
     odd = client.get("/export/leaderboard.csv", params={"suite": "Ā suite"})
     assert odd.status_code == 422 and odd.json()["field"] == "suite"
 
@@ -461,7 +464,16 @@ def test_running_and_queued_submissions_show_live_progress(client):
     assert '<script src="/static/submission.js" defer></script>' in html
     assert "position 1 in the queue" in client.get(f"/submissions/{queued}").text
     api = client.get(f"/api/submissions/{running}").json()
-    assert api["progress"]["eta_seconds"] == 42.0  # what the script shows as time left
+    assert api["progress"]["eta_seconds"] == 42.0
+
+
+def test_a_cancelled_submission_does_not_read_finished(client):
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        cancelled = add_submission(session, ada, status=Status.CANCELLED, finished_at=utcnow())
+    html = client.get(f"/submissions/{cancelled}").text
+    assert '<dt id="finished-label">Cancelled</dt>' in html
+    assert ">Finished<" not in html
 
 
 def test_failure_reason_is_shown_to_the_owning_team_only(client):
@@ -557,6 +569,7 @@ HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
         ("/teams/Nobody", 404, "Team &#39;Nobody&#39; not found."),
         ("/no-such-page", 404, "Not Found"),
         ("/?suite=%01", 422, "suite must be letters"),
+        ("/?suite=bogus", 404, "Unknown suite &#39;bogus&#39;; known suites: class, robustbench, smoke."),
         ("/submissions/0", 422, "greater than or equal to 1"),
     ],
 )
@@ -569,7 +582,15 @@ def test_a_browser_gets_refused_pages_as_html_in_the_site_layout(client, path, s
 
 
 @pytest.mark.parametrize(
-    "path", ["/submissions/999999", "/api/submissions/999999", "/api/leaderboard?suite=%01"]
+    "path",
+    [
+        "/submissions/999999",
+        "/api/submissions/999999",
+        "/api/leaderboard?suite=%01",
+        "/api/leaderboard?suite=bogus",
+        "/export/leaderboard.csv?suite=bogus",
+        "/export/leaderboard.json?suite=bogus",
+    ],
 )
 def test_scripts_and_the_api_still_get_json_errors(client, path):
     for headers in ({}, HTML if path.startswith("/api/") else {"Accept": "*/*"}):

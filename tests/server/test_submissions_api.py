@@ -30,7 +30,9 @@ def upload(client: TestClient, token: str | None, path: Path | None, **data: str
 
 
 def test_team_creation_needs_the_admin_token(client: TestClient):
-    assert client.post("/api/teams", json={"name": "x"}).status_code == 401
+    missing = client.post("/api/teams", json={"name": "x"})
+    assert missing.status_code == 401
+    assert "admin token" in missing.json()["detail"] and "team token" not in missing.json()["detail"]
     response = client.post("/api/teams", json={"name": "x"}, headers={"Authorization": "Bearer nope"})
     assert response.status_code == 403
     assert "admin" in response.json()["detail"].lower()
