@@ -98,7 +98,7 @@ def for_queued(
 
 def without_worker(*, history: History, kind: Kind) -> WaitEstimate:
     """A submission waiting while no worker is alive: its start cannot be foreseen."""
-    own = history.typical(kind) if history.runs else None
+    own = history.typical(kind)
     return WaitEstimate(
         typical_seconds=own.seconds if own else None,
         based_on=own.based_on if own else 0,

@@ -176,6 +176,13 @@ def test_cost_model_stands_in_for_missing_history():
     assert for_running(history=own, kind=LENET, elapsed=0.0).typical_seconds == 30.0
 
 
+@pytest.fixture
+def live_worker(settings_env):
+    """A worker alive now: without one the estimates promise no start."""
+    with session_scope() as session:
+        crud.record_worker(session=session, worker_id="w1", hostname="cpu-1", pid=1)
+
+
 def _timed(arch: str, forward: float, backward: float) -> None:
     with session_scope() as session:
         crud.record_throughput(
@@ -183,7 +190,7 @@ def _timed(arch: str, forward: float, backward: float) -> None:
         )
 
 
-def test_first_submission_of_a_platform_gets_the_cost_models_figure(settings_env):
+def test_first_submission_of_a_platform_gets_the_cost_models_figure(settings_env, live_worker):
     _timed("resnet20", forward=2000.0, backward=500.0)
     _timed("resnet20", forward=1000.0, backward=250.0)  # a later timing replaces the first
     with session_scope() as session:
@@ -222,14 +229,14 @@ def test_first_submission_of_a_platform_gets_the_cost_models_figure(settings_env
     assert "scaled by FLOPs from resnet20 timed on cpu" in third["summary"]
 
 
-def test_no_timing_and_no_history_still_means_no_estimate(settings_env):
+def test_no_timing_and_no_history_still_means_no_estimate(settings_env, live_worker):
     with session_scope() as session:
         ada, _ = team(session, "Ada")
         queued = add_submission(session, ada, status=Status.QUEUED, arch="resnet20")
     assert TestClient(create_app()).get(f"/api/submissions/{queued}").json()["estimate"] is None
 
 
-def test_finished_evaluations_of_other_kinds_calibrate_the_cost_model(settings_env):
+def test_finished_evaluations_of_other_kinds_calibrate_the_cost_model(settings_env, live_worker):
     _timed("resnet20", forward=1000.0, backward=250.0)
     smoke = SUITES["smoke"]
     plain = suite_passes(smoke, 64, certified=False)

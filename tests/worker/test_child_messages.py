@@ -30,7 +30,7 @@ def supervise(lines: list[bytes | str], *, stdout: str = "") -> tuple[object, He
             f"    os.write({box.message_fd}, line)\n"
         )
         box.start(["-c", code])
-        outcome = _supervise(box, heartbeat, Settings())
+        outcome = _supervise(box, heartbeat, Settings(), None)
     return outcome, heartbeat
 
 
@@ -45,6 +45,8 @@ def supervise(lines: list[bytes | str], *, stdout: str = "") -> tuple[object, He
         (json.dumps({**VALID, "done": -1}).encode() + b"\n", "done"),
         (json.dumps({**VALID, "done": 5}).encode() + b"\n", "exceeds total"),
         (json.dumps({"type": "done", "ok": "yes"}).encode() + b"\n", "ok"),
+        (b'{"type": "throughput", "device": "cpu", "forward": -1.0, "backward": 1.0}\n',
+         "forward"),
         (f"b'x' * {MAX_LINE_BYTES + 10} + b'\\n'", "longer than"),
         (json.dumps(VALID).encode(), "unterminated"),
     ],
