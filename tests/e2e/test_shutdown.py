@@ -116,7 +116,7 @@ def test_embedded_worker_that_dies_is_started_again(arena_env, tmp_path):
         wait_until(workers, 60, "an embedded worker")
         [first] = workers()
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: workers() and first not in workers(), 30,
+        wait_until(lambda: set(workers()) - {first}, 30,
                    f"a new worker\n{platform.logs_text()}")
         assert "starting it again" in platform.api.log.read_text()
         token = platform.create_team("After the crash")

@@ -1,15 +1,19 @@
 """Leases and idempotent results: one worker runs a submission, one result row is written,
 and failures of the platform give the quota back."""
 
+import signal
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from server import crud
+from server.config import get_settings
 from server.db import session_scope
 from server.probe import probe_checkpoint
 from server.tables import Result, Status, Submission, utcnow
 from tests.conftest import make_checkpoint
+from worker.runner import WORKER_ID, ChildOutcome, _settle
 
 RESULTS = {"suite": {"name": "smoke", "version": "1"}, "natural": {"accuracy": 0.5}}
 
@@ -63,6 +67,24 @@ def test_expired_lease_is_requeued_then_failed_uncharged(settings_env):
         assert "does not count against your quota" in submission.error
         used, active = crud.quota_usage(session=session, team_id=team_id)
     assert (used, active) == (0, 0)
+
+
+@pytest.mark.parametrize("returncode", [-signal.SIGINT, -signal.SIGTERM])
+def test_a_child_interrupted_by_a_stop_goes_back_uncounted(settings_env, returncode):
+    """Ctrl-C or SIGTERM to the worker's group ends its child so: never "out of memory?",
+    never one of the submission's tries, however often the server is restarted."""
+    with session_scope() as session:
+        sid = queued_submission(session)
+    for _restart in range(4):
+        with session_scope() as session:
+            assert crud.claim_submission(session=session, submission_id=sid, owner=WORKER_ID,
+                                         lease_seconds=60)
+        interrupted = ChildOutcome(returncode, None, timed_out=False, lease_lost=False)
+        assert _settle(sid, interrupted, None, get_settings()) == "released"
+    with session_scope() as session:
+        submission = session.get(Submission, sid)
+        assert (submission.status, submission.attempts, submission.error) == ("queued", 0, None)
+        assert submission.lease_owner is None and submission.progress is None
 
 
 def test_cancelled_submission_is_not_run_and_not_charged(settings_env):
