@@ -29,14 +29,18 @@ class Classifier:
         log_probabilities: bool = False,
         stochastic: bool = False,
         draws: int = 1,
+        channels_last: bool = False,
     ) -> None:
         self.model = model
         self.log_probabilities = log_probabilities
         self.stochastic = stochastic
         self.draws = draws
+        self.channels_last = channels_last
 
     def logits(self, x: Tensor) -> Tensor:
         """One forward pass; log-probabilities when the model outputs probabilities."""
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         out = self.model(x)
         if self.log_probabilities:
             out = out.clamp_min(torch.finfo(out.dtype).tiny).log()

@@ -60,13 +60,19 @@ class Ensemble:
         self.surrogate = surrogate
         self.accuracy_draws = accuracy_draws
 
-    def __call__(self, images: Tensor, labels: Tensor, clean: Tensor) -> dict[str, Tensor]:
-        """Per-attack robustness (N,) in [0, 1], each at most the clean score ``clean``."""
+    def __call__(
+        self, images: Tensor, labels: Tensor, clean: Tensor, targets: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Per-attack robustness (N,) in [0, 1], each at most the clean score ``clean``.
+
+        ``targets`` (count, M): the ranked target classes of the M clean-correct images, when
+        the caller has them already (``CleanGradients.nearest``); ranked here otherwise.
+        """
         index = (clean > 0).nonzero().squeeze(1)
         whole = len(index) == len(images)
         x, y = (images, labels) if whole else (images[index], labels[index])
         scores = {}
-        for name, runs in self._attacks(x, y):
+        for name, runs in self._attacks(x, y, targets):
             if len(index) == 0:
                 scores[str(name)] = torch.zeros_like(clean)
                 continue
@@ -80,12 +86,16 @@ class Ensemble:
             scores[str(name)] = full
         return scores
 
-    def _attacks(self, x: Tensor, y: Tensor) -> Iterator[tuple[Attack, list[Run]]]:
+    def _attacks(
+        self, x: Tensor, y: Tensor, targets: Tensor | None = None
+    ) -> Iterator[tuple[Attack, list[Run]]]:
         p = self.params
         for loss in (loss for loss in p.losses if loss != Loss.TARGETED):
             yield Attack(f"pgd_{loss}"), self._pgd(loss) * p.restarts
         if p.targets > 0 and len(x):
-            ranked = nearest_classes(self.judge, x, y, p.targets, p.threat)
+            ranked = targets
+            if ranked is None:
+                ranked = nearest_classes(self.judge, x, y, p.targets, p.threat)
             runs = [self._targeted(ranked[k]) for k in range(len(ranked))] * p.restarts
             yield Attack.PGD_TARGETED, runs
         noise = Noise(self.judge, self.ball, draws=p.noise_draws)

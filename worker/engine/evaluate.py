@@ -16,7 +16,6 @@ import torch
 from torch import Tensor, nn
 
 from worker.engine.autoattack import autoattack, autoattack_version
-from worker.engine.certification import certify_images
 from worker.engine.classifier import Classifier, frozen
 from worker.engine.diagnosis import Diagnosis, Outputs, diagnose
 from worker.engine.ensemble import Attack, Ensemble, direct_worst, worst_case
@@ -25,6 +24,7 @@ from worker.engine.flags import autoattack_flag, masking_flags, model_flags
 from worker.engine.memory import retain_freed_memory
 from worker.engine.statistics import accuracy_metric
 from worker.engine.suites import PGDParams, Suite, ThreatModel, params_dict
+from worker.engine.targets import clean_gradients
 
 Progress = Callable[[str, int, int], None]
 _SEED_OFFSETS = {
@@ -109,6 +109,7 @@ class _Evaluation:
             self.surrogate = self._classifier(surrogate, self._diagnose(surrogate))
         self.accuracy_draws = suite.draws.accuracy if self.diagnosis.stochastic else 1
         self.worst: dict[str, Tensor] = {}
+        self.targets: list[dict[str, Tensor]] = []  # per batch, per threat: from the fgsm stage
 
     def results(self, sigma: float | None) -> dict[str, Any]:
         suite, flags = self.suite, self._model_flags()
@@ -144,17 +145,25 @@ class _Evaluation:
         return torch.cat(scores)
 
     def _fgsm(self, clean: Tensor) -> Tensor:
+        """FGSM, and the target classes of both threat models from the same clean gradients."""
         self._reseed("fgsm")
         attack, parts = FGSM(self.judge, eps=self.suite.fgsm.eps), []
+        threats = {key: p for key, p in (("pgd_linf", self.suite.pgd_linf),
+                                         ("pgd_l2", self.suite.pgd_l2)) if p.targets > 0}
         for (x, y), c in zip(self._batches("fgsm"), clean.split(self.batch), strict=True):
             c = c.to(self.device)
-            scores = torch.zeros_like(c)
+            scores, targets = torch.zeros_like(c), {}
             index = (c > 0).nonzero().squeeze(1)
             if len(index):
                 xs, ys = (x, y) if len(index) == len(c) else (x[index], y[index])
-                result = attack(xs, ys)
-                robust = self._rescore(result.adversarial, ys, result.correct)
+                gradients = clean_gradients(self.judge, xs, ys)
+                targets = {key: gradients.nearest(ys, p.targets, p.threat)
+                           for key, p in threats.items()}
+                adversarial = attack.perturb(xs, gradients.loss)
+                del gradients
+                robust = self.judge.correct(adversarial, ys, self.accuracy_draws)
                 scores[index] = torch.minimum(c[index], robust)
+            self.targets.append(targets)
             parts.append(scores.cpu())
         return torch.cat(parts)
 
@@ -166,8 +175,9 @@ class _Evaluation:
             self.judge, params, surrogate=self.surrogate, accuracy_draws=self.accuracy_draws
         )
         parts: dict[str, list[Tensor]] = {}
-        for (x, y), c in zip(self._batches(key), clean.split(self.batch), strict=True):
-            for name, scores in ensemble(x, y, c.to(self.device)).items():
+        batches = zip(self._batches(key), clean.split(self.batch), self.targets, strict=True)
+        for (x, y), c, targets in batches:
+            for name, scores in ensemble(x, y, c.to(self.device), targets.get(key)).items():
                 parts.setdefault(name, []).append(scores.cpu())
         scores = {**extra, **{name: torch.cat(p) for name, p in parts.items()}}
         worst = worst_case(scores)
@@ -180,6 +190,8 @@ class _Evaluation:
         return metric, flags
 
     def _smoothing(self, sigma: float) -> dict[str, Any]:
+        from worker.engine.certification import certify_images  # scipy.stats: only with σ
+
         self._reseed("smoothing")
         params = self.suite.smoothing
         total = min(params.images, len(self.images))
@@ -238,12 +250,6 @@ class _Evaluation:
             yield x, y
             self.progress(stage, min(start + self.batch, total), total)
 
-    def _rescore(self, adversarial: Tensor, labels: Tensor, correct: Tensor) -> Tensor:
-        """Fresh draws for a stochastic model (the attack's own draws chose the candidate)."""
-        if not self.judge.stochastic:
-            return correct
-        return self.judge.correct(adversarial, labels, self.accuracy_draws)
-
     def _diagnose(self, model: nn.Module) -> Diagnosis:
         count = min(self.suite.checks.probe_images, len(self.images))
         x = self.images[:count].to(self.device)
@@ -255,6 +261,7 @@ class _Evaluation:
             log_probabilities=diagnosis.outputs == Outputs.PROBABILITIES,
             stochastic=diagnosis.stochastic,
             draws=self.suite.draws.gradient if diagnosis.stochastic else 1,
+            channels_last=diagnosis.channels_last,
         )
 
     def _model_flags(self) -> list[dict[str, str]]:

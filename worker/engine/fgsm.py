@@ -24,8 +24,12 @@ class FGSM:
 
     def __call__(self, images: Tensor, labels: Tensor) -> AttackResult:
         grad, _ = self.judge.gradient(images, labels, Loss.CE)
-        adversarial = (images + self.eps * grad.sign()).clamp_(0, 1)
+        adversarial = self.perturb(images, grad)
         index = torch.arange(len(images), device=images.device)
         result = AttackResult.empty(images)
         result.record(index, adversarial, self.judge.correct(adversarial, labels))
         return result
+
+    def perturb(self, images: Tensor, grad: Tensor) -> Tensor:
+        """The adversarial images, from the cross-entropy gradient ``grad`` at ``images``."""
+        return (images + self.eps * grad.sign()).clamp_(0, 1)
