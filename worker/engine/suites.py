@@ -88,6 +88,20 @@ class CheckParams:
 
 
 @dataclass(frozen=True)
+class NormalisationParams:
+    """The first step: which input normalisation the network was trained with.
+
+    Natural accuracy of each candidate on the first ``images`` images (all when fewer); a
+    candidate beats the one in force when an exact McNemar test rejects at ``alpha`` and it
+    is at least ``min_gain`` more accurate (see ``worker.engine.normalisation``).
+    """
+
+    images: int = 1024
+    alpha: float = 0.001
+    min_gain: float = 0.05
+
+
+@dataclass(frozen=True)
 class Suite:
     """A complete evaluation protocol; ``images`` caps how many of the given images are used."""
 
@@ -102,6 +116,7 @@ class Suite:
     smoothing: SmoothingParams
     draws: DrawParams = field(default_factory=DrawParams)
     checks: CheckParams = field(default_factory=CheckParams)
+    normalisation: NormalisationParams = field(default_factory=NormalisationParams)
     autoattack: AutoAttackParams | None = None
     batch_size: int | None = 256
 
@@ -129,7 +144,7 @@ def params_dict(params: Any) -> dict[str, Any]:
 SUITES: dict[str, Suite] = {
     "class": Suite(
         name="class",
-        version="1",
+        version="2",
         description="The class platform's protocol: 1024 training images, 20-step PGD.",
         dataset="CIFAR-10 training split, first 1024 images",
         images=1024,
@@ -140,7 +155,7 @@ SUITES: dict[str, Suite] = {
     ),
     "robustbench": Suite(
         name="robustbench",
-        version="1",
+        version="2",
         description="RobustBench-comparable: test split, 100-step PGD, restarts, AutoAttack.",
         dataset="CIFAR-10 test split (10000 images)",
         images=10_000,
@@ -156,7 +171,7 @@ SUITES: dict[str, Suite] = {
     ),
     "smoke": Suite(
         name="smoke",
-        version="1",
+        version="2",
         description="A few steps and N = 1000 smoothing draws, for tests and CPU demos.",
         dataset="the first 64 images given",
         images=64,
