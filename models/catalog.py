@@ -6,6 +6,7 @@ parameter counts are literals; a test builds every network and checks them.
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 Triple = tuple[float, float, float]
 
@@ -32,21 +33,29 @@ class Normalisation:
         return (self.mean, self.std) == (other.mean, other.std)
 
 
+class NormalisationMode(StrEnum):
+    """``auto``: the evaluation checks the normalisation first (it may switch an undeclared one
+    or stop on a beaten declaration); ``as-declared``: it keeps the one given, whatever."""
+
+    AUTO = "auto"
+    AS_DECLARED = "as-declared"
+
+
 # The normalisations found in CIFAR-10 training code, which the evaluation tries on every
 # upload (besides the architecture's own default): defined once for the engine and the form.
 NORMALISATIONS: dict[str, Normalisation] = {
     n.name: n
     for n in (
-        Normalisation("none", "none (pixels in [0, 1])", IDENTITY_MEAN, IDENTITY_STD),
-        Normalisation("cifar10", "CIFAR-10 (std 0.2470, 0.2435, 0.2616)", CIFAR10_MEAN, CIFAR10_STD),
+        Normalisation("none", "no normalisation", IDENTITY_MEAN, IDENTITY_STD),
+        Normalisation("cifar10", "CIFAR-10 statistics", CIFAR10_MEAN, CIFAR10_STD),
         Normalisation(
             "cifar10-kuangliu",
-            "CIFAR-10 as in kuangliu/pytorch-cifar (std 0.2023, 0.1994, 0.2010)",
+            "CIFAR-10 statistics of kuangliu/pytorch-cifar",
             CIFAR10_MEAN,
             CIFAR10_STD_KUANGLIU,
         ),
-        Normalisation("imagenet", "ImageNet", IMAGENET_MEAN, IMAGENET_STD),
-        Normalisation("half", "mean 0.5, std 0.5 (the PyTorch tutorial's)", HALF, HALF),
+        Normalisation("imagenet", "ImageNet statistics", IMAGENET_MEAN, IMAGENET_STD),
+        Normalisation("half", "the PyTorch tutorial's 0.5", HALF, HALF),
     )
 }
 

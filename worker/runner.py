@@ -25,7 +25,7 @@ from server.config import Settings, get_settings
 from server.db import session_scope
 from server.storage import upload_path
 from server.tables import Submission
-from worker.sandbox import MODEL_FAULT
+from worker.sandbox import DECLINED, MODEL_FAULT
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def stages_for(submission: Submission, suite: str) -> list[str]:
-    stages = ["natural", "fgsm", "pgd_linf", "pgd_l2"]
+    stages = ["normalisation", "natural", "fgsm", "pgd_linf", "pgd_l2"]
     if suite == "robustbench":
         stages.append("autoattack")
     if submission.sigma is not None:
@@ -100,6 +100,7 @@ def _command(submission: Submission, settings: Settings, result_file: Path) -> l
         str(upload_path(settings.upload_dir, submission.stored_name)),
         "--arch", submission.arch, "--eval-set", str(eval_set), "--suite", submission.suite,
         "--device", settings.device, "--result", str(result_file),
+        "--normalisation", submission.normalisation,
     ]
     if submission.sigma is not None:
         command += ["--sigma", repr(submission.sigma)]
@@ -206,6 +207,12 @@ def _settle(
             )
             return "failed"
         answer = outcome.answer or {}
+        if outcome.returncode == DECLINED:
+            crud.fail_submission(
+                session=session, submission_id=submission_id, owner=WORKER_ID, charged=False,
+                error=answer.get("message") or "The evaluation stopped before any attack.",
+            )
+            return "failed"
         if outcome.returncode == MODEL_FAULT:
             crud.fail_submission(
                 session=session, submission_id=submission_id, owner=WORKER_ID, charged=True,

@@ -5,8 +5,9 @@ equivalent of the spawn start method, so CUDA initialises cleanly — with an ad
 limit, dying with its parent. A hostile or broken model can take down only this process.
 
 Protocol: JSON lines on stdout. ``{"progress": {...}}`` while running; the last line is
-``{"ok": true, ...}`` or ``{"ok": false, "kind": "model"|"platform", "message": ...}``.
-Exit status 0 on success, 3 for a model's fault, 4 for the platform's.
+``{"ok": true, ...}`` or ``{"ok": false, "kind": "model"|"platform"|"declined", "message": ...}``.
+Exit status 0 on success, 3 for a model's fault, 4 for the platform's, 5 when the evaluation
+declined to attack a model whose declared normalisation another one beats (not charged).
 """
 
 import argparse
@@ -20,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-MODEL_FAULT, PLATFORM_FAULT = 3, 4
+MODEL_FAULT, PLATFORM_FAULT, DECLINED = 3, 4, 5
 
 
 def _emit(payload: dict[str, Any]) -> None:
@@ -73,6 +74,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from models.loading import load_model
     from worker.data import EvalSetError
     from worker.evaluation import evaluate_loaded
+    from worker.normalisation import NormalisationRejected
 
     try:
         loaded = load_model(Path(args.checkpoint), arch=args.arch, mean=_floats(args.mean),
@@ -93,7 +95,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             limit=args.limit,
             device=args.device,
             progress=progress,
+            normalisation=args.normalisation,
         )
+    except NormalisationRejected as error:
+        _emit({"ok": False, "kind": "declined", "message": str(error)})
+        return DECLINED
     except EvalSetError as error:
         _emit({"ok": False, "kind": "platform", "message": f"Evaluation set problem: {error}"})
         return PLATFORM_FAULT
@@ -129,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--sigma")
             sub.add_argument("--limit", type=int)
             sub.add_argument("--device", default="auto")
+            sub.add_argument("--normalisation", default="auto", choices=("auto", "as-declared"))
             sub.add_argument("--result", required=True)
     args = parser.parse_args(argv)
     _confine()

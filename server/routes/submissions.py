@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, UploadFile
 from sqlalchemy.orm import Session
 
-from models.catalog import CATALOG
+from models.catalog import CATALOG, NormalisationMode
 from models.errors import CheckpointError
 from models.inspection import inspect_checkpoint
 from server import crud, queue
@@ -64,6 +64,20 @@ def parse_triple(raw: str | None, field: str) -> list[float] | None:
     return values
 
 
+def parse_normalisation(raw: str | None) -> str:
+    if raw is None or raw.strip() == "":
+        return NormalisationMode.AUTO
+    try:
+        return NormalisationMode(raw.strip())
+    except ValueError:
+        raise FieldError(
+            422,
+            f"normalisation must be 'auto' (check it first) or 'as-declared' (keep mean/std as "
+            f"given), got {raw[:40]!r}.",
+            "normalisation",
+        ) from None
+
+
 def parse_arch(raw: str | None) -> str:
     if raw is None or raw.strip() == "":
         raise FieldError(422, "Choose an architecture (arch), or 'auto' to detect it.", "arch")
@@ -104,11 +118,17 @@ def create_submission(
     description: Annotated[str | None, Form()] = None,
     mean: Annotated[str | None, Form(description="Input normalisation mean, e.g. 0.5,0.5,0.5")] = None,
     std: Annotated[str | None, Form(description="Input normalisation std, e.g. 0.5,0.5,0.5")] = None,
+    normalisation: Annotated[str | None, Form(
+        description="'auto' (default): the evaluation first measures natural accuracy under "
+        "each common normalisation and may switch an undeclared one or stop on a beaten "
+        "declaration; 'as-declared': keep mean/std (or the architecture's default) as given."
+    )] = None,
 ) -> SubmissionPublic:
     """Upload a checkpoint; it is checked, then queued for evaluation (202)."""
     arch_name = parse_arch(arch)
     sigma_value = parse_sigma(sigma)
     mean_values, std_values = parse_triple(mean, "mean"), parse_triple(std, "std")
+    mode = parse_normalisation(normalisation)
     text = _check_description(description, settings)
     if checkpoint is None or not checkpoint.filename:
         raise FieldError(
@@ -152,6 +172,7 @@ def create_submission(
         sigma=sigma_value,
         mean=mean_values,
         std=std_values,
+        normalisation=str(mode),
         description=text,
         original_filename=display_name(checkpoint.filename),
         stored_name=stored.name,
