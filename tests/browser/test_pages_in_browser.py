@@ -23,7 +23,7 @@ from tests.processes import Platform
 
 pytestmark = pytest.mark.browser
 
-STAGES = ["natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing"]
+STAGES = ["normalisation", "natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing"]
 
 # Installed in every page before its own scripts: counts loads of each submission page and
 # records every state its live section shows (status, stage, queue text, progress text).
