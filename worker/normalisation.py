@@ -120,7 +120,7 @@ def summary(decision: Decision) -> str:
     best = d.best
     assert best is not None
     versus = (f"{_described(best.candidate)} is {_pct(best.correct, k)} accurate on the first "
-              f"{k} images against {_pct(d.accuracy(d.in_force) * k, k)} for {force} "
+              f"{k} images against {_pct(d.correct(d.in_force), k)} for {force} "
               f"(exact McNemar p = {best.p_value:.2g})")
     if d.verdict == Verdict.SWITCHED:
         return f"No normalisation was declared and {versus}: the network was evaluated with it."
@@ -136,7 +136,7 @@ def stop_message(decision: Decision) -> str:
     k, c = decision.n, best.candidate
     return (
         f"Stopped before any attack: the declared input normalisation ({_values(decision.in_force)})"
-        f" gives {_pct(decision.accuracy(decision.in_force) * k, k)} natural accuracy on the first "
+        f" gives {_pct(decision.correct(decision.in_force), k)} natural accuracy on the first "
         f"{k} evaluation images, while {c.label} ({_values(c)}) gives {_pct(best.correct, k)} "
         f"(exact McNemar p = {best.p_value:.2g} < {decision.params.alpha:g}, at least "
         f"{100 * decision.params.min_gain:g} points more). This submission does not count "
@@ -157,5 +157,5 @@ def _csv(values: Triple, sep: str = ",") -> str:
     return sep.join(f"{v:g}" for v in values)
 
 
-def _pct(correct: float, n: int) -> str:
+def _pct(correct: int, n: int) -> str:
     return f"{100 * correct / n:.1f}%" if n else "—"

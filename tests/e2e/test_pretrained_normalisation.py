@@ -12,7 +12,7 @@ from tests.models.test_pretrained import SHARED
 from tests.models.test_pretrained import pytestmark as needs_shared_data
 from tests.processes import Platform
 
-pytestmark = [*needs_shared_data, pytest.mark.slow]
+pytestmark = [needs_shared_data, pytest.mark.slow]
 
 KNOWN = {"resnet20": ("resnet20-12fca82f.th", 0.915), "resnet56": ("resnet56-4bfd9763.th", 0.926)}
 

@@ -63,9 +63,12 @@ class Decision:
     n: int
     params: NormalisationParams
 
+    def correct(self, candidate: Candidate) -> int:
+        """Images of the ``n`` that ``candidate`` classifies correctly."""
+        return next(c.correct for c in self.comparisons if c.candidate.name == candidate.name)
+
     def accuracy(self, candidate: Candidate) -> float:
-        found = next(c for c in self.comparisons if c.candidate.name == candidate.name)
-        return found.correct / self.n
+        return self.correct(candidate) / self.n
 
 
 def exact_mcnemar(reference: Tensor, candidate: Tensor) -> tuple[int, int, float]:
