@@ -7,6 +7,7 @@ checks them.
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 Triple = tuple[float, float, float]
 
@@ -14,6 +15,50 @@ IDENTITY_MEAN: Triple = (0.0, 0.0, 0.0)
 IDENTITY_STD: Triple = (1.0, 1.0, 1.0)
 IMAGENET_MEAN: Triple = (0.485, 0.456, 0.406)
 IMAGENET_STD: Triple = (0.229, 0.224, 0.225)
+CIFAR10_MEAN: Triple = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD: Triple = (0.2470, 0.2435, 0.2616)
+CIFAR10_STD_KUANGLIU: Triple = (0.2023, 0.1994, 0.2010)
+HALF: Triple = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """An input normalisation ``(x - mean) / std`` that a network may have been trained with."""
+
+    name: str
+    label: str
+    mean: Triple
+    std: Triple
+
+    def same_as(self, other: "Normalisation") -> bool:
+        return (self.mean, self.std) == (other.mean, other.std)
+
+
+class NormalisationMode(StrEnum):
+    """``auto``: the evaluation checks the normalisation first (it may switch an undeclared one
+    or stop on a beaten declaration); ``as-declared``: it keeps the one given, whatever."""
+
+    AUTO = "auto"
+    AS_DECLARED = "as-declared"
+
+
+# The normalisations found in CIFAR-10 training code, which the evaluation tries on every
+# upload (besides the architecture's own default): defined once for the engine and the form.
+NORMALISATIONS: dict[str, Normalisation] = {
+    n.name: n
+    for n in (
+        Normalisation("none", "no normalisation", IDENTITY_MEAN, IDENTITY_STD),
+        Normalisation("cifar10", "CIFAR-10 statistics", CIFAR10_MEAN, CIFAR10_STD),
+        Normalisation(
+            "cifar10-kuangliu",
+            "CIFAR-10 statistics of kuangliu/pytorch-cifar",
+            CIFAR10_MEAN,
+            CIFAR10_STD_KUANGLIU,
+        ),
+        Normalisation("imagenet", "ImageNet statistics", IMAGENET_MEAN, IMAGENET_STD),
+        Normalisation("half", "the PyTorch tutorial's 0.5", HALF, HALF),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -65,8 +110,8 @@ CATALOG: dict[str, ArchitectureInfo] = {
             description="The class's basic CNN: conv 3->6->16 (5x5, max-pool), fc 120->84->10.",
             parameters=62_006,
             flops=1_303_440,
-            mean=(0.5, 0.5, 0.5),
-            std=(0.5, 0.5, 0.5),
+            mean=HALF,
+            std=HALF,
             reference="PyTorch CIFAR-10 tutorial (Net)",
         ),
         _cifar_resnet(20, 269_722, 81_102_080),
@@ -78,8 +123,8 @@ CATALOG: dict[str, ArchitectureInfo] = {
             description="ResNet-18 for CIFAR: 3x3 stem, no max-pool, 64-512 channels.",
             parameters=11_173_962,
             flops=1_110_845_440,
-            mean=(0.4914, 0.4822, 0.4465),
-            std=(0.2023, 0.1994, 0.2010),
+            mean=CIFAR10_MEAN,
+            std=CIFAR10_STD_KUANGLIU,
             reference="kuangliu/pytorch-cifar (models/resnet.py)",
         ),
         ArchitectureInfo(
@@ -90,7 +135,7 @@ CATALOG: dict[str, ArchitectureInfo] = {
             ),
             parameters=11_172_170,
             flops=1_110_845_440,
-            mean=(0.4914, 0.4822, 0.4465),
+            mean=CIFAR10_MEAN,
             std=(0.2471, 0.2435, 0.2616),
             reference="locuslab/robust_overfitting (preactresnet.py), kuangliu/pytorch-cifar",
         ),
@@ -172,3 +217,4 @@ def parse_triple(text: str, *, positive: bool = False) -> Triple:
     if positive and min(values) <= 0:
         raise ValueError(f"expected three numbers above zero, got {text!r}")
     return values  # type: ignore[return-value]
+

@@ -7,7 +7,7 @@ archive is audited and loaded weights-only (``models.exported``). ``load_class_p
 does run the team's code, is for the local CLI only.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from models.state_dicts import (
     unwrap,
 )
 
+_NORMALISATION_NOTE = "input normalisation"
 EXPORT_ARCH = "torch-export"
 CLASS_PROJECT_ARCH = "class-project"
 
@@ -40,6 +41,8 @@ class LoadedModel:
     ``model`` (and ``surrogate``, when the architecture declares one) is in eval mode with
     frozen parameters, takes float32 (N, 3, 32, 32) pixels in [0, 1] (normalisation is inside,
     as buffers) and returns logits (N, 10). ``notes`` say what intake did to the file.
+    ``declared`` says whether ``mean``/``std`` came with the upload rather than from the
+    architecture's default (``default_mean``/``default_std``).
     """
 
     model: nn.Module
@@ -50,6 +53,24 @@ class LoadedModel:
     std: Triple = IDENTITY_STD
     stochastic: bool = False
     format: str = ""
+    default_mean: Triple = IDENTITY_MEAN
+    default_std: Triple = IDENTITY_STD
+    declared: bool = False
+
+    @property
+    def network(self) -> nn.Module:
+        """The network as trained: it takes normalised inputs."""
+        return self.model.net
+
+    def with_normalisation(self, mean: Triple, std: Triple, source: str) -> "LoadedModel":
+        """The same network wrapped with another normalisation (``source`` says why)."""
+        model = Normalized(self.model.net, mean, std).eval().requires_grad_(False)
+        surrogate = None
+        if self.surrogate is not None:
+            surrogate = Normalized(self.surrogate.net, mean, std).eval().requires_grad_(False)
+        notes = [note for note in self.notes if not note.startswith(_NORMALISATION_NOTE)]
+        notes.append(f"{_NORMALISATION_NOTE} mean={mean}, std={std} ({source})")
+        return replace(self, model=model, surrogate=surrogate, notes=notes, mean=mean, std=std)
 
 
 def load_model(
@@ -207,12 +228,15 @@ def _finish(
     mean = _triple(mean, "mean") if mean is not None else default_mean
     std = _triple(std, "std", positive=True) if std is not None else default_std
     source = "declared by the upload" if declared else f"default for {arch}"
-    notes.append(f"input normalisation mean={mean}, std={std} ({source})")
+    notes.append(f"{_NORMALISATION_NOTE} mean={mean}, std={std} ({source})")
     model = Normalized(net, mean, std).eval().requires_grad_(False)
     wrapped = None
     if surrogate is not None:
         wrapped = Normalized(surrogate, mean, std).eval().requires_grad_(False)
-    return LoadedModel(model, wrapped, arch, notes, mean, std, stochastic, checkpoint_format)
+    return LoadedModel(
+        model, wrapped, arch, notes, mean, std, stochastic, checkpoint_format,
+        default_mean, default_std, declared,
+    )
 
 
 def _triple(values: Any, what: str, positive: bool = False) -> Triple:

@@ -367,14 +367,20 @@ def _triple(raw: str | None) -> list[float] | None:
 @click.option("--sigma", type=float, default=None, help="Certify with smoothing at this σ.")
 @click.option("--mean", default=None, help="Input normalisation mean, e.g. 0.5,0.5,0.5.")
 @click.option("--std", default=None, help="Input normalisation std.")
+@click.option(
+    "--normalisation", type=click.Choice(["auto", "as-declared"]), default="auto",
+    show_default=True,
+    help="auto: check the normalisation first (switch an undeclared one, stop on a beaten "
+    "declaration); as-declared: keep it as given.",
+)
 @click.option("--limit", type=int, default=None, help="Only the first N images.")
 @click.option("--eval-set", type=click.Path(path_type=Path), default=None)
 @click.option("--device", default=None, help="auto, cpu or cuda (default ARENA_DEVICE).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON only.")
 def evaluate(
     checkpoint: Path, arch: str, suite: str | None, sigma: float | None, mean: str | None,
-    std: str | None, limit: int | None, eval_set: Path | None, device: str | None,
-    as_json: bool,
+    std: str | None, normalisation: str, limit: int | None, eval_set: Path | None,
+    device: str | None, as_json: bool,
 ) -> None:
     """Evaluate a checkpoint locally, exactly as the server does.
 
@@ -383,6 +389,7 @@ def evaluate(
     """
     from models.errors import CheckpointError
     from worker.evaluation import evaluate_loaded
+    from worker.normalisation import NormalisationRejected
 
     settings = get_settings()
     eval_path = eval_set or settings.eval_set or settings.default_eval_set
@@ -404,15 +411,16 @@ def evaluate(
             loaded = load_model(checkpoint, arch=arch, mean=_triple(mean), std=_triple(std))
         results = evaluate_loaded(
             loaded, eval_set=eval_path, suite=suite or settings.suite, sigma=sigma, limit=limit,
-            device=device or settings.device, progress=progress,
+            device=device or settings.device, progress=progress, normalisation=normalisation,
         )
-    except CheckpointError as error:
+    except (CheckpointError, NormalisationRejected) as error:
         raise click.ClickException(str(error)) from None
     if as_json:
         click.echo(json.dumps(results))
         return
     click.echo("", err=True)
     click.echo(f"architecture: {results['model'].get('arch')}  suite: {results['suite']['name']}")
+    click.echo(f"normalisation: {results['normalisation']['summary']}")
     for key in ("natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack"):
         if key in results:
             entry = results[key]

@@ -22,7 +22,7 @@ import anyio
 from anyio.lowlevel import RunVar
 from sqlalchemy.exc import OperationalError
 
-from models.catalog import CATALOG
+from models.catalog import CATALOG, NormalisationMode
 from models.errors import CheckpointError
 from models.inspection import inspect_checkpoint
 from server import crud, queue
@@ -47,6 +47,7 @@ class Upload:
     sigma: str | None = None
     mean: str | None = None
     std: str | None = None
+    normalisation: str | None = None
     description: str | None = None
 
 
@@ -58,6 +59,7 @@ class Fields:
     sigma: float | None
     mean: list[float] | None
     std: list[float] | None
+    normalisation: str
     description: str
 
 
@@ -231,6 +233,7 @@ def _reserve(
                 sigma=fields.sigma,
                 mean=fields.mean,
                 std=fields.std,
+                normalisation=fields.normalisation,
                 description=fields.description,
                 original_filename=display_name(filename),
                 stored_name=stored.name,
@@ -253,6 +256,7 @@ def validate(upload: Upload, settings: Settings) -> Fields:
         sigma=parse_sigma(upload.sigma),
         mean=parse_triple(upload.mean, "mean"),
         std=parse_triple(upload.std, "std"),
+        normalisation=parse_normalisation(upload.normalisation),
         description=check_description(upload.description, settings),
     )
     if not upload.filename:
@@ -260,6 +264,21 @@ def validate(upload: Upload, settings: Settings) -> Fields:
             422, "No checkpoint file: attach it as the multipart field 'checkpoint'.", "checkpoint"
         )
     return fields
+
+
+def parse_normalisation(raw: str | None) -> str:
+    """``auto`` (the evaluation checks the normalisation first) or ``as-declared``."""
+    if raw is None or raw.strip() == "":
+        return str(NormalisationMode.AUTO)
+    try:
+        return str(NormalisationMode(raw.strip()))
+    except ValueError:
+        raise FieldError(
+            422,
+            f"normalisation must be 'auto' (check it first) or 'as-declared' (keep mean/std as "
+            f"given), got {raw[:40]!r}.",
+            "normalisation",
+        ) from None
 
 
 def parse_sigma(raw: str | None) -> float | None:

@@ -1,5 +1,7 @@
 """Turning rows into the API's public shapes, hiding what only the owner may see."""
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from server import costs, crud, estimates
@@ -41,6 +43,8 @@ def present_submission(
         filename=submission.original_filename if owner else "",
         sha256=submission.sha256 if owner else "",
         suite=submission.suite,
+        normalisation=submission.normalisation or "auto",
+        normalisation_inferred=_inferred(results),
         status=submission.status,
         queue_position=None if ahead is None else len(ahead) + 1,
         progress=Progress(**submission.progress) if submission.progress else None,
@@ -54,6 +58,11 @@ def present_submission(
         started_at=submission.started_at,
         finished_at=submission.finished_at,
     )
+
+
+def _inferred(results: dict[str, Any] | None) -> bool | None:
+    record = (results or {}).get("normalisation")
+    return bool(record.get("inferred")) if isinstance(record, dict) else None
 
 
 def _estimate(

@@ -60,6 +60,15 @@ class SubmissionPublic(BaseModel):
     filename: str
     sha256: str
     suite: str
+    normalisation: str = Field(
+        "auto", description="'auto': checked before the attacks; 'as-declared': kept as given."
+    )
+    normalisation_inferred: bool | None = Field(
+        None,
+        description="True when the platform switched to another input normalisation than the "
+        "architecture's default because it was clearly more accurate (the evidence is in "
+        "results.normalisation); null before results.",
+    )
     status: str
     queue_position: int | None = None
     progress: Progress | None = None

@@ -82,6 +82,8 @@ class Submission(Base):
     sigma: Mapped[float | None] = mapped_column(Float, nullable=True)
     mean: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
     std: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    # "auto": the evaluation checks the normalisation first; "as-declared": keeps it, whatever.
+    normalisation: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
     description: Mapped[str] = mapped_column(Text, default="")
     original_filename: Mapped[str] = mapped_column(String(255), default="")
     stored_name: Mapped[str] = mapped_column(String(64))

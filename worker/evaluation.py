@@ -1,6 +1,7 @@
-"""One evaluation from files: load the checkpoint and the evaluation set, run the engine.
+"""One evaluation from files: load the checkpoint and the evaluation set, settle the input
+normalisation, run the engine.
 
-The sandboxed child of a worker and ``arena evaluate`` both call ``run_evaluation``, so a
+The sandboxed child of a worker and ``arena evaluate`` both call ``evaluate_loaded``, so a
 team's local numbers are the leaderboard's numbers.
 """
 
@@ -10,10 +11,12 @@ from typing import Any
 
 import torch
 
+from models.catalog import NormalisationMode
 from models.loading import LoadedModel, load_model
 from worker.data import load_eval_set
 from worker.engine.evaluate import evaluate
 from worker.engine.suites import get_suite
+from worker.normalisation import flags, settle_normalisation
 
 Progress = Callable[[str, int, int], None]
 
@@ -33,14 +36,21 @@ def evaluate_loaded(
     limit: int | None = None,
     device: str = "auto",
     progress: Progress | None = None,
+    normalisation: str = NormalisationMode.AUTO,
 ) -> dict[str, Any]:
+    """Results as the API shows them; raises ``NormalisationRejected`` (nothing attacked)
+    when another normalisation beats the declared one and ``normalisation`` is ``auto``."""
     images, labels = load_eval_set(eval_set, limit)
     target = resolve_device(device)
+    protocol = get_suite(suite)
+    loaded, record = settle_normalisation(
+        loaded, images, labels, protocol, mode=normalisation, device=target, progress=progress
+    )
     results = evaluate(
         loaded.model.to(target),
         images,
         labels,
-        get_suite(suite),
+        protocol,
         sigma=sigma,
         surrogate=loaded.surrogate.to(target) if loaded.surrogate is not None else None,
         device=target,
@@ -50,6 +60,8 @@ def evaluate_loaded(
     results.setdefault("model", {})
     results["model"].update({"arch": loaded.arch, "notes": list(loaded.notes)})
     results["eval_set"] = {"file": Path(eval_set).name, "n": int(labels.shape[0])}
+    results["normalisation"] = record
+    results["flags"] = [*flags(record), *results.get("flags", [])]
     return results
 
 
@@ -65,6 +77,7 @@ def run_evaluation(
     limit: int | None = None,
     device: str = "auto",
     progress: Progress | None = None,
+    normalisation: str = NormalisationMode.AUTO,
 ) -> dict[str, Any]:
     loaded = load_model(Path(checkpoint), arch=arch, mean=mean, std=std)
     return evaluate_loaded(
@@ -75,4 +88,5 @@ def run_evaluation(
         limit=limit,
         device=device,
         progress=progress,
+        normalisation=normalisation,
     )

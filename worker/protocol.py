@@ -23,14 +23,15 @@ from pydantic import (
     model_validator,
 )
 
-MODEL_FAULT, PLATFORM_FAULT, STOPPED = 3, 4, 5
-"""Exit statuses of the child besides 0: its model's fault, the platform's, a stop signal."""
+MODEL_FAULT, PLATFORM_FAULT, STOPPED, DECLINED = 3, 4, 5, 6
+"""Exit statuses of the child besides 0: its model's fault, the platform's, a stop signal, and
+an evaluation declined before any attack (a declared normalisation beaten; not charged)."""
 
-STAGES = ("natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack")
+STAGES = ("normalisation", "natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack")
 MAX_LINE_BYTES = 256 * 1024
 MAX_MESSAGES = 1_000_000
 
-Stage = Literal["natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack"]
+Stage = Literal["normalisation", "natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack"]
 Triple = tuple[float, float, float]
 
 
@@ -55,6 +56,7 @@ class Job(_Strict):
     sigma: float | None = Field(None, gt=0)
     limit: NonNegativeInt | None = None
     device: str = Field("cpu", max_length=20)
+    normalisation: Literal["auto", "as-declared"] = "auto"
     measure: bool = False  # time the network first (a ``Throughput`` message) for estimates
 
     @model_validator(mode="after")
@@ -92,7 +94,7 @@ class Done(_Strict):
 
     type: Literal["done"] = "done"
     ok: bool
-    kind: Literal["model", "platform", "stopped"] | None = None
+    kind: Literal["model", "platform", "stopped", "declined"] | None = None
     message: str = Field("", max_length=8000)
     arch: str | None = Field(None, max_length=100)
     results: dict[str, Any] | None = None

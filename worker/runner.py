@@ -29,6 +29,7 @@ from server.tables import Submission
 from worker.engine.suites import get_suite
 from worker.isolation import Limits, Sandbox
 from worker.protocol import (
+    DECLINED,
     MODEL_FAULT,
     PLATFORM_FAULT,
     STOPPED,
@@ -91,8 +92,9 @@ def request_stop() -> None:
 
 
 def stages_for(submission: Submission) -> list[str]:
-    """The stages the engine will report for this submission, in its order."""
-    return get_suite(submission.suite).stages(certify=submission.sigma is not None)
+    """The stages this submission's evaluation reports, in order: the normalisation check
+    (``worker.normalisation``), then the engine's."""
+    return ["normalisation", *get_suite(submission.suite).stages(certify=submission.sigma is not None)]
 
 
 @dataclass
@@ -157,6 +159,7 @@ def _job(submission: Submission, settings: Settings, box: Sandbox, *, measure: b
         std=tuple(submission.std) if submission.std else None,
         suite=submission.suite, sigma=submission.sigma, limit=settings.eval_limit,
         device=settings.device, memory_limit_mb=settings.memory_limit_mb, measure=measure,
+        normalisation=submission.normalisation,
     )
 
 
@@ -293,6 +296,12 @@ def _settle(
             )
             return "failed"
         answer = outcome.answer or {}
+        if outcome.returncode == DECLINED:
+            crud.fail_submission(
+                session=session, submission_id=submission_id, owner=WORKER_ID, charged=False,
+                error=answer.get("message") or "The evaluation stopped before any attack.",
+            )
+            return "failed"
         if outcome.returncode == MODEL_FAULT:
             crud.fail_submission(
                 session=session, submission_id=submission_id, owner=WORKER_ID, charged=True,

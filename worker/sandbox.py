@@ -7,8 +7,9 @@ cleanly). A hostile or broken model can take down only this process.
 The job (``worker.protocol.Job``) names the descriptors of the upload, the evaluation set and
 the message pipe. Messages go on that pipe only, never stdout (which a model can print to):
 ``Progress`` while running (after one ``Throughput`` when the job asks to time the
-network first), then one ``Done``. Exit status 0 on success, 3 for a model's
-fault, 4 for the platform's, 5 when stopped by SIGTERM or SIGINT (quietly, no traceback).
+network first), then one ``Done``. Exit status 0 on success, 3 for a model's fault, 4 for the
+platform's, 5 when stopped by SIGTERM or SIGINT (quietly, no traceback), 6 when the evaluation
+declined to attack a model whose declared normalisation another one beats (not charged).
 """
 
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from worker.protocol import (
+    DECLINED,
     MODEL_FAULT,
     PLATFORM_FAULT,
     STOPPED,
@@ -100,6 +102,7 @@ def _evaluate(job: Job, channel: Channel) -> int:
     from models.loading import load_model
     from worker.data import EvalSetError
     from worker.evaluation import evaluate_loaded
+    from worker.normalisation import NormalisationRejected
 
     assert job.eval_set_fd is not None and job.suite is not None
     try:
@@ -124,7 +127,11 @@ def _evaluate(job: Job, channel: Channel) -> int:
         results = evaluate_loaded(
             loaded, eval_set=_readable(job.eval_set_fd), suite=job.suite, sigma=job.sigma,
             limit=job.limit, device=job.device, progress=progress,
+            normalisation=job.normalisation,
         )
+    except NormalisationRejected as error:
+        channel.send(Done(ok=False, kind="declined", message=str(error)))
+        return DECLINED
     except EvalSetError as error:
         return channel.fail("platform", f"Evaluation set problem: {error}")
     except MemoryError:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from models.catalog import CATALOG
+from models.catalog import CATALOG, NORMALISATIONS
 from server import charts, crud
 from server.badges import badges, distinct_badges
 from server.config import Settings
@@ -27,12 +27,14 @@ from server.names import team_path
 from server.presenters import present_submission, quota_of
 from server.schemas import Leaderboard, SubmissionPublic
 from server.tables import Result, Submission
+from worker.engine.suites import SUITES, NormalisationParams
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 router = APIRouter(include_in_schema=False)
 
 KNOWN_SUITES = ("class", "robustbench")
 STAGE_LABELS = {
+    "normalisation": "Normalisation",
     "natural": "Natural",
     "fgsm": "FGSM",
     "pgd_linf": "PGD ℓ∞",
@@ -62,6 +64,7 @@ PARAM_NAMES = {
 }
 HIDDEN_PARAMS = {"batch_size", "threat"}
 MAX_CURVES = 6
+FORM_NORMALISATIONS = ("none", "cifar10", "cifar10-kuangliu", "imagenet")
 
 
 def pct(value: float | None, digits: int = 1) -> str:
@@ -155,8 +158,24 @@ def submit_page(request: Request, settings: SettingsDep) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "submit.html",
-        {"architectures": list(CATALOG.values()), "max_upload_mb": settings.max_upload_mb},
+        {
+            "architectures": list(CATALOG.values()),
+            "max_upload_mb": settings.max_upload_mb,
+            "normalisations": [NORMALISATIONS[n] for n in FORM_NORMALISATIONS],
+            **_rule(settings),
+        },
     )
+
+
+def _rule(settings: Settings) -> dict[str, Any]:
+    """The normalisation rule's figures for the form, from the server's suite."""
+    suite = SUITES.get(settings.suite)
+    params = suite.normalisation if suite is not None else NormalisationParams()
+    return {
+        "normalisation_images": params.images,
+        "normalisation_alpha": f"{params.alpha:g}",
+        "normalisation_gain": f"{100 * params.min_gain:g}",
+    }
 
 
 def _submission(session: Session, submission_id: int) -> Submission:

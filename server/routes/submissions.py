@@ -39,6 +39,11 @@ async def create_submission(
     description: Annotated[str | None, Form()] = None,
     mean: Annotated[str | None, Form(description="Input normalisation mean, e.g. 0.5,0.5,0.5")] = None,
     std: Annotated[str | None, Form(description="Input normalisation std, e.g. 0.5,0.5,0.5")] = None,
+    normalisation: Annotated[str | None, Form(
+        description="'auto' (default): the evaluation first measures natural accuracy under "
+        "each common normalisation and may switch an undeclared one or stop on a beaten "
+        "declaration; 'as-declared': keep mean/std (or the architecture's default) as given."
+    )] = None,
 ) -> SubmissionPublic:
     """Upload a checkpoint; it is checked, then queued for evaluation (202)."""
     if checkpoint is None:
@@ -52,6 +57,7 @@ async def create_submission(
         sigma=sigma,
         mean=mean,
         std=std,
+        normalisation=normalisation,
         description=description,
     )
     submission_id = await take_in(upload, team_id=team_id, settings=settings)

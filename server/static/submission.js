@@ -12,7 +12,7 @@
     finished: "Finished", failed: "Failed", cancelled: "Cancelled",
   };
   const STAGES = {
-    natural: "Natural", fgsm: "FGSM", pgd_linf: "PGD ℓ∞", pgd_l2: "PGD ℓ2",
+    normalisation: "Normalisation", natural: "Natural", fgsm: "FGSM", pgd_linf: "PGD ℓ∞", pgd_l2: "PGD ℓ2",
     smoothing: "Certification", autoattack: "AutoAttack",
   };
   let shownOutcome = live.dataset.status;

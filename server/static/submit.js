@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   const form = document.getElementById("submit-form");
-  const fields = ["token", "arch", "checkpoint", "sigma", "mean", "std", "description"];
+  const fields = ["token", "arch", "checkpoint", "sigma", "mean", "std", "normalisation", "description"];
   const maxBytes = Number(form.dataset.maxMb) * 1024 * 1024;
   const token = form.elements.token;
   const box = document.getElementById("upload-box");
@@ -10,6 +10,26 @@
   const text = document.getElementById("upload-text");
   const button = document.getElementById("submit-button");
   token.value = sessionStorage.getItem("arenaToken") || "";
+  const choice = document.getElementById("norm-choice");
+  const custom = document.getElementById("custom-fields");
+  const insist = form.elements.normalisation;
+
+  // A named choice fills mean and std; custom lets the team type them; automatic sends none.
+  function showChoice() {
+    const option = choice.selectedOptions[0];
+    custom.hidden = choice.value !== "custom";
+    insist.disabled = choice.value === "auto";
+    if (insist.disabled) insist.checked = false;
+    if (option && option.dataset.mean) {
+      form.elements.mean.value = option.dataset.mean;
+      form.elements.std.value = option.dataset.std;
+    } else if (choice.value === "auto") {
+      form.elements.mean.value = "";
+      form.elements.std.value = "";
+    }
+  }
+  choice.addEventListener("change", showChoice);
+  showChoice();
 
   function showError(field, message) {
     const name = fields.includes(field) ? field : "form";
@@ -17,8 +37,11 @@
     const input = form.elements[name];
     if (input) {
       input.setAttribute("aria-invalid", "true");
-      const details = input.closest("details");
-      if (details) details.open = true;
+      if (name === "mean" || name === "std") {
+        choice.value = "custom";
+        custom.hidden = false;
+        insist.disabled = false;
+      }
     }
     return input;
   }
@@ -54,6 +77,9 @@
     if (sigma && !(Number.isFinite(Number(sigma)) && Number(sigma) > 0)) {
       found.push(["sigma", "σ must be a positive number, e.g. 0.25."]);
     }
+    if (choice.value === "custom" && !form.elements.mean.value.trim() && !form.elements.std.value.trim()) {
+      found.push(["mean", "Give the mean and std, or choose automatic."]);
+    }
     ["mean", "std"].forEach((name) => {
       const raw = form.elements[name].value.trim();
       if (!raw) return;
@@ -86,6 +112,7 @@
       const value = form.elements[f].value.trim();
       if (value) data.append(f, value);
     });
+    if (insist.checked) data.append("normalisation", "as-declared");
     const file = form.elements.checkpoint.files[0];
     data.append("checkpoint", file);
     button.disabled = true;

@@ -23,7 +23,7 @@ from tests.processes import Platform
 
 pytestmark = pytest.mark.browser
 
-STAGES = ["natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing"]
+STAGES = ["normalisation", "natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing"]
 
 # Installed in every page before its own scripts: counts loads of each submission page and
 # records every state its live section shows (status, stage, queue text, progress text).
@@ -267,6 +267,21 @@ def test_rejected_uploads_show_the_message_by_the_field(page, arena_env, tmp_pat
         assert field_error(page, "sigma") == "σ must be a positive number, e.g. 0.25."
         assert other_errors(page, "sigma") == [] and posts == []
         assert page.evaluate("document.activeElement.id") == "sigma"
+
+        # The normalisation: a named choice fills mean and std, custom shows them to type,
+        # automatic sends none (and there is nothing to insist on).
+        assert page.is_hidden("#custom-fields") and page.is_disabled("#normalisation")
+        page.select_option("#norm-choice", "cifar10")
+        assert page.input_value("#mean") == "0.4914,0.4822,0.4465"
+        assert page.input_value("#std") == "0.247,0.2435,0.2616"
+        assert page.is_hidden("#custom-fields") and page.is_enabled("#normalisation")
+        page.select_option("#norm-choice", "custom")
+        page.fill("#std", "0,1,1")
+        page.click("#submit-button")
+        assert field_error(page, "std") == "Standard deviations must be positive."
+        page.select_option("#norm-choice", "auto")
+        assert page.input_value("#mean") == "" and page.is_disabled("#normalisation")
+        assert posts == []
 
         def rejected(field: str) -> str:
             with page.expect_response(lambda r: r.url.endswith("/api/submissions")) as answer:

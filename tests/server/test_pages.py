@@ -597,3 +597,49 @@ def test_scripts_and_the_api_still_get_json_errors(client, path):
         response = client.get(path, headers=headers)
         assert response.status_code in (404, 422)
         assert response.json()["detail"]
+
+
+def test_the_submission_shows_the_normalisation_evidence_and_the_api_its_flag(client):
+    summary = "No normalisation was declared and no normalisation (...) is 99.6% accurate."
+
+    def candidate(name, label, accuracy, p_value=None, beats=False):
+        return {"name": name, "label": label, "mean": [0.5] * 3, "std": [0.5] * 3,
+                "accuracy": accuracy, "correct": round(accuracy * 512), "gained": 3, "lost": 1,
+                "p_value": p_value, "beats": beats}
+
+    record = {
+        "mode": "auto", "verdict": "switched", "inferred": True, "in_force": "default",
+        "chosen": "none", "mean": [0, 0, 0], "std": [1, 1, 1], "n": 512,
+        "test": {"name": "exact McNemar", "alpha": 0.001, "min_gain": 0.05},
+        "candidates": [candidate("none", "no normalisation", 0.996, 1.7e-139, True),
+                       candidate("default", "lenet's reference default", 0.094)],
+        "summary": summary,
+    }
+    metrics = results(0.99, 0.2, 0.1, 0.1, flags=("normalisation_inferred",))
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        sid = add_submission(session, ada, metrics={**metrics, "normalisation": record})
+        plain = add_submission(session, ada, metrics=results(0.5, 0.2, 0.1, 0.1))
+    html = client.get(f"/submissions/{sid}").text
+    table = html.split('id="normalisation-table"')[1].split("</table>")[0]
+    assert re.findall(r'<tr data-candidate="([\w-]+)"', table) == ["none", "default"]
+    assert "99.6%" in table and "1.7e-139" in table and "+3 / −1" in table
+    assert "in force" in table.split('data-candidate="default"')[1]
+    assert 'class="chosen"' in table.split('data-candidate="default"')[0]
+    assert summary in html and "inferred from natural accuracy" in html
+    assert 'data-flag="normalisation_inferred"' in html
+    assert client.get(f"/api/submissions/{sid}").json()["normalisation_inferred"] is True
+    assert client.get(f"/api/submissions/{plain}").json()["normalisation_inferred"] is None
+    assert 'id="normalisation-table"' not in client.get(f"/submissions/{plain}").text
+
+
+def test_upload_form_offers_the_normalisation_choices_and_explains_the_rule(client):
+    html = client.get("/submit").text
+    choice = html.split('id="norm-choice"')[1].split("</select>")[0]
+    assert re.findall(r'<option value="([\w-]+)"', choice) == [
+        "auto", "none", "cifar10", "cifar10-kuangliu", "imagenet", "custom"
+    ]
+    assert 'data-mean="0.4914,0.4822,0.4465" data-std="0.247,0.2435,0.2616"' in choice
+    assert 'data-std="0.2023,0.1994,0.201"' in choice
+    assert "exact McNemar test rejects at α = 0.001" in html and "at least 5 points" in html
+    assert 'value="as-declared"' in html and 'id="normalisation-error" role="alert"' in html

@@ -88,6 +88,20 @@ class CheckParams:
 
 
 @dataclass(frozen=True)
+class NormalisationParams:
+    """The first step: which input normalisation the network was trained with.
+
+    Natural accuracy of each candidate on the first ``images`` images (all when fewer); a
+    candidate beats the one in force when an exact McNemar test rejects at ``alpha`` and it
+    is at least ``min_gain`` more accurate (see ``worker.engine.normalisation``).
+    """
+
+    images: int = 1024
+    alpha: float = 0.001
+    min_gain: float = 0.05
+
+
+@dataclass(frozen=True)
 class Suite:
     """A complete evaluation protocol; ``images`` caps how many of the given images are used."""
 
@@ -102,6 +116,7 @@ class Suite:
     smoothing: SmoothingParams
     draws: DrawParams = field(default_factory=DrawParams)
     checks: CheckParams = field(default_factory=CheckParams)
+    normalisation: NormalisationParams = field(default_factory=NormalisationParams)
     autoattack: AutoAttackParams | None = None
     batch_size: int | None = 256
 
