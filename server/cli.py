@@ -49,7 +49,7 @@ def serve(host: str, port: int, no_worker: bool, web_workers: int | None) -> Non
     time_reference()  # before the API answers: estimates from the first upload on
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/serve] %(message)s")
-    arena = [sys.executable, "-m", "server.cli"]
+    arena = [sys.executable, "-I", "-u", "-m", "server.cli"]  # no working directory on sys.path
     status = Supervisor(
         api=[*arena, "api", "--host", host, "--port", str(port), "--workers", str(api_workers)],
         worker=[*arena, "worker", "--skip-timing"],

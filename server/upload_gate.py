@@ -12,7 +12,13 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.config import get_settings
-from server.deps import INVALID_TOKEN, bearer_token, require_admin, team_id_of
+from server.deps import (
+    INVALID_TOKEN,
+    admin_bearer_token,
+    bearer_token,
+    require_admin,
+    team_id_of,
+)
 
 
 async def _team(token: str) -> None:
@@ -25,7 +31,12 @@ async def _admin(token: str) -> None:
 
 
 #: The check of each (method, path) that takes a body.
-GUARDED = {("POST", "/api/submissions"): _team, ("POST", "/api/teams"): _admin}
+#: Guarded routes: how each reads its bearer token (naming the token it wants when it is
+#: missing) and how it checks it.
+GUARDED = {
+    ("POST", "/api/submissions"): (bearer_token, _team),
+    ("POST", "/api/teams"): (admin_bearer_token, _admin),
+}
 
 
 class TokenBeforeBody:
@@ -35,16 +46,17 @@ class TokenBeforeBody:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        check = (
+        guard = (
             GUARDED.get((scope["method"], scope["path"].rstrip("/")))
             if scope["type"] == "http"
             else None
         )
-        if check is not None:
+        if guard is not None:
+            read_token, check = guard
             headers = dict(scope.get("headers") or [])
             authorization = headers.get(b"authorization", b"").decode("latin-1") or None
             try:
-                await check(bearer_token(authorization))
+                await check(read_token(authorization))
             except HTTPException as error:
                 response = JSONResponse(
                     {"detail": error.detail},

@@ -111,7 +111,7 @@ def test_embedded_worker_that_dies_is_started_again(arena_env, tmp_path):
         serve = platform.api.proc.pid
 
         def workers() -> list[int]:
-            return [p for p in children(serve) if "worker" in command_line(p).split()[2:4]]
+            return [p for p in children(serve) if "server.cli worker" in command_line(p)]
 
         wait_until(workers, 60, "an embedded worker")
         [first] = workers()

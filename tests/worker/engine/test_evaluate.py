@@ -171,5 +171,5 @@ def test_the_runner_announces_smoothing_before_autoattack():
 
     submission = Submission(suite="robustbench", sigma=0.25)
     assert stages_for(submission) == [
-        "natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack"
+        "normalisation", "natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack"
     ]
