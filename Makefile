@@ -34,4 +34,6 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/attacks.py
 	$(BIN)/python bench/certify.py
 	$(BIN)/python bench/suite.py
+	$(BIN)/python bench/end_to_end.py
+	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/api.py
