@@ -23,6 +23,7 @@ from anyio.lowlevel import RunVar
 from sqlalchemy.exc import OperationalError
 
 from models.catalog import CATALOG, NormalisationMode
+from models.catalog import parse_triple as catalog_triple
 from models.errors import CheckpointError
 from models.inspection import inspect_checkpoint
 from server import crud, queue
@@ -296,19 +297,18 @@ def parse_sigma(raw: str | None) -> float | None:
 
 
 def parse_triple(raw: str | None, field: str) -> list[float] | None:
+    """``mean`` or ``std`` as the zoo's own parser reads it, refused with the form's field."""
     if raw is None or raw.strip() == "":
         return None
     try:
-        values = [float(part) for part in raw.split(",")]
+        values = catalog_triple(raw)
     except ValueError:
-        values = []
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
         raise FieldError(
             422, f"{field} must be three comma-separated numbers, e.g. 0.485,0.456,0.406.", field
-        )
+        ) from None
     if field == "std" and min(values) <= 0:
         raise FieldError(422, "std values must be positive.", field)
-    return values
+    return list(values)
 
 
 def parse_arch(raw: str | None) -> str:
