@@ -52,13 +52,13 @@ class Reads:
 
 def fill(url: str, submissions: int, teams: int) -> None:
     os.environ["ARENA_DATABASE_URL"] = url
-    from server.config import get_settings
+    from server.state.config import get_settings
 
     get_settings.cache_clear()
-    from server.db import session_scope
-    from server.migrate import upgrade
-    from server.security import hash_token
-    from server.tables import Result, Status, Submission, Team, utcnow
+    from server.state.db import session_scope
+    from server.state.migrate import upgrade
+    from server.state.security import hash_token
+    from server.state.tables import Result, Status, Submission, Team, utcnow
 
     upgrade(url)
     rng = random.Random(0)
@@ -156,9 +156,9 @@ def read_httpx(url: str, seconds: float, clients: int) -> Reads:
 
 def uncached_ranking_ms(repeat: int = 20) -> float:
     """Median time of the ranking query itself, as every read would pay without the cache."""
-    from server.config import get_settings
-    from server.db import new_session
-    from server.leaderboard import Track, _compute
+    from server.state.config import get_settings
+    from server.state.db import new_session
+    from server.state.leaderboard import Track, _compute
 
     weights = get_settings().score_weights()
     times = []

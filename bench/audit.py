@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/audit.py [--keep DIR]
 
-Builds hostile files, each aimed at one bound of ``models/limits.py`` (just inside it, where
+Builds hostile files, each aimed at one bound of ``models/checkpoints/limits.py`` (just inside it, where
 the audit does the most work, or far past it, as an attack would), and times
-``models.inspection.inspect_checkpoint`` on each in a fresh subprocess (the API's process
+``models.checkpoints.inspection.inspect_checkpoint`` on each in a fresh subprocess (the API's process
 imports no torch either): wall time, and peak memory as the growth of the child's peak
 resident set (``VmHWM`` in ``/proc/self/status``) over its size once the audit's modules are
 imported.
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models.limits import (  # noqa: E402
+from models.checkpoints.limits import (  # noqa: E402
     MAX_ENTRIES,
     MAX_JSON_BYTES,
     MAX_MEMO,
@@ -47,8 +47,8 @@ PROTO, NONE, POP, MARK, TUPLE, MEMOIZE, STOP = b"\x80\x04", b"N", b"0", b"(", b"
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from models.errors import CheckpointError
-from models.inspection import inspect_checkpoint
+from models.checkpoints.errors import CheckpointError
+from models.checkpoints.inspection import inspect_checkpoint
 
 def peak_kb():  # this process's own high-water mark (ru_maxrss would include the parent's)
     status = Path("/proc/self/status").read_text()
@@ -123,7 +123,7 @@ def legacy_stream() -> bytes:
     """The pre-zip torch format: magic number, protocol, system info, then two big pickles."""
     import pickle
 
-    from models.inspection import LEGACY_MAGIC
+    from models.checkpoints.inspection import LEGACY_MAGIC
 
     head = pickle.dumps(LEGACY_MAGIC, 2) + pickle.dumps(1001, 2) + pickle.dumps({}, 2)
     return head + opcodes(MAX_OPCODES * 6 // 10) * 2

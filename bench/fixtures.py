@@ -42,7 +42,7 @@ def cifar10(split: str, count: int | None = None) -> tuple[Tensor, Tensor]:
 
 def resnet20() -> nn.Module:
     """The pretrained, non-robust ResNet-20 (91.5% on the subset's test images)."""
-    from models.loading import load_model
+    from models.checkpoints.loading import load_model
 
     path = DATA / "pretrained" / "resnet20-12fca82f.th"
     if not path.is_file():

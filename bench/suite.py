@@ -4,7 +4,7 @@
         [--sigma 0.25] [--project FOLDER | --arch lwta-wrn-34-1]
 
 By default this is the worker's path: the pretrained ResNet-20 checkpoint loaded by
-``models.loading.load_model`` and the class split (first 1024 training images) read from an
+``models.checkpoints.loading.load_model`` and the class split (first 1024 training images) read from an
 evaluation-set file, as the sandboxed child does; ``--project`` loads a class-format folder
 instead, as ``arena evaluate FOLDER`` does (``bench/.cache/resnet20-project`` holds one, built
 by ``bench/end_to_end.py``). The stages:
@@ -50,7 +50,7 @@ from worker.engine.ensemble import Ensemble  # noqa: E402
 from worker.engine.suites import get_suite  # noqa: E402
 
 CHILD_IMPORTS = (
-    "import worker.sandbox; from models.loading import load_model; "
+    "import worker.sandbox; from models.checkpoints.loading import load_model; "
     "from worker.data import load_eval_set; from worker.evaluation import evaluate_loaded"
 )
 
@@ -139,8 +139,8 @@ def startup_seconds(runs: int = 3) -> float:
 def load(args: argparse.Namespace) -> tuple[Any, str, Callable[[torch.Tensor], torch.Tensor] | None]:
     """(LoadedModel-like object, its name, a labeller for --arch or None)."""
     if args.arch:
-        from models.loading import LoadedModel
-        from models.registry import build_model, build_surrogate
+        from models.architectures.registry import build_model, build_surrogate
+        from models.checkpoints.loading import LoadedModel
 
         torch.manual_seed(0)
         model = build_model(args.arch).eval()
@@ -153,10 +153,10 @@ def load(args: argparse.Namespace) -> tuple[Any, str, Callable[[torch.Tensor], t
 
         return loaded, f"{args.arch} (initial weights, images labelled by itself)", labeller
     if args.project:
-        from models.loading import load_class_project
+        from models.checkpoints.loading import load_class_project
 
         return load_class_project(Path(args.project)), f"class project {args.project}", None
-    from models.loading import load_model
+    from models.checkpoints.loading import load_model
 
     path = DATA / "pretrained" / "resnet20-12fca82f.th"
     return load_model(path, arch="resnet20", mean=list(MEAN), std=list(STD)), "ResNet-20 checkpoint", None

@@ -1,6 +1,6 @@
-"""Architecture zoo and checkpoint intake.
+"""The architecture zoo and the intake of checkpoints.
 
-``catalog`` (the zoo as data) and ``inspection`` (static checks of an upload) need only the
-standard library; ``registry`` builds the networks, ``loading`` turns an uploaded file into a
-model that takes [0, 1] pixels.
+``architectures``: the networks (``catalog``, the zoo as data, needs only the standard library;
+``registry`` builds them). ``checkpoints``: static inspection and audits of an upload (standard
+library only) and ``loading``, which turns a file that passed them into a model on [0, 1] pixels.
 """

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from server.config import get_settings
+from server.state.config import get_settings
 
 
 @click.group()
@@ -34,7 +34,7 @@ def serve(host: str, port: int, no_worker: bool, web_workers: int | None) -> Non
     Both stop within seconds of SIGTERM or SIGINT (the running evaluation goes back to the
     queue, uncharged); a worker that dies is started again.
     """
-    from server.migrate import upgrade
+    from server.state.migrate import upgrade
 
     upgrade()
     api_workers = web_workers or get_settings().web_workers
@@ -196,10 +196,10 @@ def team_create(
     name: str | None, csv_file: Any, out: Path | None, baseline: bool, as_json: bool
 ) -> None:
     """Create a team (or one per CSV row) and print its API token (shown only once)."""
-    from server import crud
-    from server.db import session_scope
-    from server.migrate import upgrade
-    from server.names import clean_team_name, name_key
+    from server.state import crud
+    from server.state.db import session_scope
+    from server.state.migrate import upgrade
+    from server.state.names import clean_team_name, name_key
 
     if (name is None) == (csv_file is None):
         raise click.UsageError("Give a team NAME or --from-csv FILE, not both.")
@@ -245,7 +245,7 @@ def _names_from_csv(handle: Any) -> list[str]:
     """Team names from the first column; a first row reading "name" or "team" is a header."""
     import csv
 
-    from server.tables import Team
+    from server.state.tables import Team
 
     longest = Team.__table__.c.name.type.length
     rows = [row for row in csv.reader(handle) if row and row[0].strip()]
@@ -287,8 +287,8 @@ def team_list() -> None:
     """List teams."""
     from sqlalchemy import select
 
-    from server.db import session_scope
-    from server.tables import Team
+    from server.state.db import session_scope
+    from server.state.tables import Team
 
     with session_scope() as session:
         for row in session.scalars(select(Team).order_by(Team.id)):
@@ -301,8 +301,8 @@ def team_list() -> None:
 @click.option("--new-token", is_flag=True, help="Issue a new token instead of disabling.")
 def team_revoke(name: str, new_token: bool) -> None:
     """Revoke a team's token (optionally issuing a new one)."""
-    from server import crud
-    from server.db import session_scope
+    from server.state import crud
+    from server.state.db import session_scope
 
     with session_scope() as session:
         found = crud.team_by_name(session=session, name=name)
@@ -320,8 +320,8 @@ def queue() -> None:
     """The submissions running and waiting now, in the order workers take them."""
     from sqlalchemy import select
 
-    from server.db import session_scope
-    from server.tables import Status, Submission, utcnow
+    from server.state.db import session_scope
+    from server.state.tables import Status, Submission, utcnow
 
     with session_scope() as session:
         rows = session.scalars(
@@ -387,7 +387,7 @@ def evaluate(
     CHECKPOINT may also be a class-format project folder (model.py defining Net with
     load_for_testing): its code runs on this machine, never on the server.
     """
-    from models.errors import CheckpointError
+    from models.checkpoints.errors import CheckpointError
     from worker.evaluation import evaluate_loaded
     from worker.normalisation import NormalisationRejected
 
@@ -402,11 +402,11 @@ def evaluate(
 
     try:
         if checkpoint.is_dir():
-            from models.loading import load_class_project
+            from models.checkpoints.loading import load_class_project
 
             loaded = load_class_project(checkpoint)
         else:
-            from models.loading import load_model
+            from models.checkpoints.loading import load_model
 
             loaded = load_model(checkpoint, arch=arch, mean=_triple(mean), std=_triple(std))
         results = evaluate_loaded(
@@ -442,9 +442,9 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest version."""
-    from server import crud
-    from server.db import session_scope
-    from server.migrate import upgrade
+    from server.state import crud
+    from server.state.db import session_scope
+    from server.state.migrate import upgrade
 
     upgrade()
     click.echo("Database schema is up to date.")

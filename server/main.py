@@ -8,14 +8,15 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
-from server.config import get_settings
-from server.errors import install_error_handlers
-from server.head import HeadAsGet
-from server.limits import UploadSizeLimit
-from server.routes import exports, leaderboard, pages, submissions, teams
-from server.upload_gate import TokenBeforeBody
+from server.api.errors import install_error_handlers
+from server.api.head import HeadAsGet
+from server.api.limits import UploadSizeLimit
+from server.api.routes import exports, leaderboard, submissions, teams
+from server.api.upload_gate import TokenBeforeBody
+from server.state.config import get_settings
+from server.web import pages
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parent / "web" / "static"
 
 
 @asynccontextmanager

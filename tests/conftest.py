@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.config import get_settings
+from server.state.config import get_settings
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -32,7 +32,7 @@ def make_labelled_eval_set(path: Path, checkpoint: Path, arch: str, n: int) -> P
     for tests that must see one in the middle however fast the machine)."""
     import torch
 
-    from models.registry import build_model
+    from models.architectures.registry import build_model
     from worker.data import load_eval_set, save_eval_set
 
     images, _ = load_eval_set(make_eval_set(path, n=n))
@@ -48,7 +48,7 @@ def make_checkpoint(path: Path, arch: str = "lenet", seed: int = 0, **wrap: obje
     """A state_dict of a freshly initialised zoo network, saved like a training script would."""
     import torch
 
-    from models.registry import build_model
+    from models.architectures.registry import build_model
 
     torch.manual_seed(seed)
     state = build_model(arch).state_dict()
@@ -119,7 +119,7 @@ def settings_env(arena_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
     for key, value in arena_env.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
-    from server.migrate import upgrade
+    from server.state.migrate import upgrade
 
     upgrade()
     yield arena_env

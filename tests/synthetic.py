@@ -42,7 +42,7 @@ def normalise(images: torch.Tensor, normalisation: tuple[Triple, Triple]) -> tor
 def train_lenet(normalisation: tuple[Triple, Triple], steps: int = 150, seed: int = 0):
     """The zoo's ``lenet`` trained on inputs normalised with ``normalisation`` (one thread:
     a LeNet on 64 images gains nothing from more, and a busy machine loses a lot)."""
-    from models.registry import build_model
+    from models.architectures.registry import build_model
 
     images, labels = make_task(3000, seed=100 + seed)
     threads = torch.get_num_threads()

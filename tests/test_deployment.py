@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from server.cli import main as arena
-from server.config import Settings
+from server.state.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "class-competition.md"

@@ -9,8 +9,8 @@ child and gives the submission back to the queue, uncharged, within seconds.
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
-from server.config import get_settings
-from server.queue import broker_options
+from server.state.config import get_settings
+from server.state.queue import broker_options
 from worker import runner
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from models.catalog import NormalisationMode
-from models.loading import LoadedModel, load_model
+from models.architectures.catalog import NormalisationMode
+from models.checkpoints.loading import LoadedModel, load_model
 from worker.data import load_eval_set
 from worker.engine.evaluate import evaluate
 from worker.engine.suites import get_suite

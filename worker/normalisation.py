@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.catalog import NORMALISATIONS, NormalisationMode, Triple
-from models.loading import LoadedModel
+from models.architectures.catalog import NORMALISATIONS, NormalisationMode, Triple
+from models.checkpoints.loading import LoadedModel
 from worker.engine.normalisation import (
     Candidate,
     Comparison,

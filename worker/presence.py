@@ -10,9 +10,9 @@ import os
 import socket
 import threading
 
-from server import crud
-from server.config import get_settings
-from server.db import session_scope
+from server.state import crud
+from server.state.config import get_settings
+from server.state.db import session_scope
 from worker.runner import WORKER_ID
 
 log = logging.getLogger(__name__)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from celery import Celery
 
-from server import crud
-from server.config import Settings, get_settings
-from server.db import session_scope
-from server.queue import enqueue
-from server.tables import Status
+from server.state import crud
+from server.state.config import Settings, get_settings
+from server.state.db import session_scope
+from server.state.queue import enqueue
+from server.state.tables import Status
 from worker.broker_contents import waiting_task_ids
 
 log = logging.getLogger(__name__)

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server import crud, queue
-from server.config import Settings, get_settings
-from server.costs import throughput_key
-from server.db import session_scope
-from server.storage import upload_path
-from server.tables import Submission
+from server.state import crud, queue
+from server.state.config import Settings, get_settings
+from server.state.costs import throughput_key
+from server.state.db import session_scope
+from server.state.storage import upload_path
+from server.state.tables import Submission
 from worker.engine.suites import get_suite
 from worker.isolation import Limits, Sandbox
 from worker.protocol import (

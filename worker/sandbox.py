@@ -80,8 +80,8 @@ def _readable(fd: int) -> Path:
 
 
 def _probe(job: Job, channel: Channel) -> int:
-    from models.errors import CheckpointError
-    from models.loading import load_model, probe_model
+    from models.checkpoints.errors import CheckpointError
+    from models.checkpoints.loading import load_model, probe_model
 
     try:
         loaded = load_model(_readable(job.checkpoint_fd), arch=job.arch, mean=job.mean,
@@ -98,8 +98,8 @@ def _probe(job: Job, channel: Channel) -> int:
 
 
 def _evaluate(job: Job, channel: Channel) -> int:
-    from models.errors import CheckpointError
-    from models.loading import load_model
+    from models.checkpoints.errors import CheckpointError
+    from models.checkpoints.loading import load_model
     from worker.data import EvalSetError
     from worker.evaluation import evaluate_loaded
     from worker.normalisation import NormalisationRejected

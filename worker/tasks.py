@@ -2,7 +2,7 @@
 
 from celery.exceptions import Reject
 
-from server.queue import EVALUATE_TASK
+from server.state.queue import EVALUATE_TASK
 from worker import runner
 from worker.celery_app import app
 

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
-    from models.registry import build_model
+    from models.architectures.registry import build_model
     from worker.evaluation import resolve_device
 
     arch, device = sys.argv[1:] if argv is None else argv

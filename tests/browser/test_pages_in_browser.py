@@ -62,8 +62,8 @@ def trained_checkpoint(path: Path, eval_set: Path, *, sigma: float, seed: int) -
     import torch
     from torch import nn
 
-    from models.catalog import CATALOG
-    from models.registry import build_model
+    from models.architectures.catalog import CATALOG
+    from models.architectures.registry import build_model
 
     data = np.load(eval_set)
     images = (

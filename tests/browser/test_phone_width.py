@@ -7,8 +7,8 @@ than the screen. Screenshots go to test-artifacts/.
 
 import pytest
 
-from server.db import session_scope
-from server.tables import Status
+from server.state.db import session_scope
+from server.state.tables import Status
 from tests.processes import Platform
 from tests.server.test_pages import add_submission, results, team
 

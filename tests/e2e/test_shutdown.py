@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from server.estimates import NO_WORKER
+from server.state.estimates import NO_WORKER
 from tests.conftest import make_checkpoint
 from tests.e2e.test_platform import database_url
 from tests.e2e.test_reliability import result_rows, submit_slow, wait_running

@@ -51,7 +51,7 @@ class TinyNet(nn.Module):
 
 
 def export_to(model: nn.Module, path: Path) -> Path:
-    """The export recipe of models/EXPORT.md."""
+    """The export recipe of models/checkpoints/EXPORT.md."""
     model.eval()
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.export.export(

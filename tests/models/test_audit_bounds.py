@@ -9,12 +9,12 @@ import zipfile
 import pytest
 import torch
 
-from models import limits
-from models.errors import CheckpointError
-from models.inspection import inspect_checkpoint
-from models.lenet import LeNet
-from models.limits import MAX_MEMO, MAX_NESTING, MAX_OPCODES, MAX_STACK, Budget
-from models.pickle_audit import audit_pickle
+from models.architectures.lenet import LeNet
+from models.checkpoints import limits
+from models.checkpoints.errors import CheckpointError
+from models.checkpoints.inspection import inspect_checkpoint
+from models.checkpoints.limits import MAX_MEMO, MAX_NESTING, MAX_OPCODES, MAX_STACK, Budget
+from models.checkpoints.pickle_audit import audit_pickle
 
 PROTO = b"\x80\x04"
 NONE, POP, MARK, TUPLE, MEMOIZE, STOP = b"N", b"0", b"(", b"t", b"\x94", b"."
@@ -157,7 +157,7 @@ def test_real_checkpoints_stay_far_inside_the_bounds(tmp_path):
 
 def test_opcode_bound_holds_for_the_whole_legacy_stream(tmp_path):
     """The legacy format is several pickles in a row: their opcodes count together."""
-    from models.inspection import LEGACY_MAGIC
+    from models.checkpoints.inspection import LEGACY_MAGIC
 
     head = pickle.dumps(LEGACY_MAGIC, 2) + pickle.dumps(1001, 2) + pickle.dumps({}, 2)
     part = _opcodes(MAX_OPCODES * 6 // 10)

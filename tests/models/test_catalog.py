@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from models.catalog import CATALOG, architecture_names, parse_triple
-from models.registry import build_model, build_on_meta, build_surrogate
+from models.architectures.catalog import CATALOG, architecture_names, parse_triple
+from models.architectures.registry import build_model, build_on_meta, build_surrogate
 
 
 @pytest.mark.parametrize("name", architecture_names())
@@ -40,7 +40,7 @@ def test_stochastic_entries_declare_a_surrogate_the_registry_builds():
 
 def test_catalog_and_inspection_import_without_torch():
     code = (
-        "import sys, models.catalog, models.inspection, models.errors; "
+        "import sys, models.architectures.catalog, models.checkpoints.inspection, models.checkpoints.errors; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

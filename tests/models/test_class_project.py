@@ -6,8 +6,8 @@ import textwrap
 import pytest
 import torch
 
-from models.errors import CheckpointError
-from models.loading import load_class_project, probe_model
+from models.checkpoints.errors import CheckpointError
+from models.checkpoints.loading import load_class_project, probe_model
 
 MODEL_PY = textwrap.dedent(
     """

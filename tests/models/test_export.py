@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from models.errors import CheckpointError
-from models.exported import weights_only_loading
-from models.inspection import inspect_checkpoint
-from models.loading import load_model, probe_model
-from models.lwta import LWTA
+from models.architectures.lwta import LWTA
+from models.checkpoints.errors import CheckpointError
+from models.checkpoints.exported import weights_only_loading
+from models.checkpoints.inspection import inspect_checkpoint
+from models.checkpoints.loading import load_model, probe_model
 from tests.models.helpers import FileCreator, export_to, rewrite_zip, torch_bytes
 
 

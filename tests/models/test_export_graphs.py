@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.errors import CheckpointError
-from models.exported import weights_only_loading
-from models.inspection import inspect_checkpoint
-from models.loading import load_model
-from models.registry import ZOO, build_model
+from models.architectures.registry import ZOO, build_model
+from models.checkpoints.errors import CheckpointError
+from models.checkpoints.exported import weights_only_loading
+from models.checkpoints.inspection import inspect_checkpoint
+from models.checkpoints.loading import load_model
 from tests.models.helpers import export_to, rewrite_zip
 
 

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from models.errors import CheckpointError
-from models.inspection import inspect_checkpoint
-from models.lenet import LeNet
-from models.loading import load_model
-from models.pickle_audit import ALLOWED_GLOBALS, audit_pickle
+from models.architectures.lenet import LeNet
+from models.checkpoints.errors import CheckpointError
+from models.checkpoints.inspection import inspect_checkpoint
+from models.checkpoints.loading import load_model
+from models.checkpoints.pickle_audit import ALLOWED_GLOBALS, audit_pickle
 from tests.models.helpers import FileCreator
 
 HOW_TO = 'torch.save(model.state_dict(), "model.pth")'
@@ -88,7 +88,7 @@ def test_pickled_whole_module_gets_the_state_dict_how_to(tmp_path):
         with pytest.raises(CheckpointError, match="whole model") as refused:
             check(path)
         message = str(refused.value)
-        assert HOW_TO in message and "models.lenet.LeNet" in message
+        assert HOW_TO in message and "models.architectures.lenet.LeNet" in message
 
 
 def _op(code: str, text: str | None = None) -> bytes:
@@ -124,7 +124,7 @@ def test_the_allowlist_is_within_what_torch_loads_weights_only():
     allowlist."""
     from torch._weights_only_unpickler import _get_allowed_globals
 
-    from models.loading import _numpy_scalars
+    from models.checkpoints.loading import _numpy_scalars
 
     numpy_names = {
         entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"

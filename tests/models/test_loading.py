@@ -9,10 +9,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from models.errors import CheckpointError
-from models.lenet import LeNet
-from models.loading import LoadedModel, load_model, probe_model
-from models.registry import build_model, build_on_meta
+from models.architectures.lenet import LeNet
+from models.architectures.registry import build_model, build_on_meta
+from models.checkpoints.errors import CheckpointError
+from models.checkpoints.loading import LoadedModel, load_model, probe_model
 
 
 @pytest.fixture

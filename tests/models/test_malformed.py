@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from models.errors import CheckpointError
-from models.inspection import inspect_checkpoint
-from models.lenet import LeNet
+from models.architectures.lenet import LeNet
+from models.checkpoints.errors import CheckpointError
+from models.checkpoints.inspection import inspect_checkpoint
 from tests.models.helpers import rewrite_zip
 
 SAFETY_NET = "damaged or malformed ("

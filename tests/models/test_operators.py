@@ -7,7 +7,7 @@ import operator
 import pytest
 import torch
 
-from models.operators import (
+from models.checkpoints.operators import (
     DEVICE_TYPES,
     IN_PLACE,
     PURE,

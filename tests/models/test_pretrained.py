@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.inspection import inspect_checkpoint
-from models.loading import load_model
+from models.checkpoints.inspection import inspect_checkpoint
+from models.checkpoints.loading import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("ARENA_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -4,10 +4,10 @@ follow the public implementation that teams train from."""
 import pytest
 import torch
 
-from models.catalog import CATALOG
-from models.loading import load_model, probe_model
-from models.lwta import LWTA
-from models.registry import build_model
+from models.architectures.catalog import CATALOG
+from models.architectures.lwta import LWTA
+from models.architectures.registry import build_model
+from models.checkpoints.loading import load_model, probe_model
 
 BIG = {"wrn-28-10", "wrn-34-10", "resnet18", "preact_resnet18", "torchvision-resnet18"}
 

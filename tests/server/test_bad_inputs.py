@@ -38,7 +38,7 @@ def _torch_bytes(obj: object) -> bytes:
 
 
 def _lenet_state() -> dict:
-    from models.registry import build_model
+    from models.architectures.registry import build_model
 
     torch.manual_seed(0)
     return build_model("lenet").state_dict()
@@ -145,7 +145,7 @@ def test_bad_form_field(client, token, tmp_path, fields, field, fragment):
 
 def test_oversized_file_is_refused_while_streaming(client, token, monkeypatch):
     monkeypatch.setenv("ARENA_MAX_UPLOAD_MB", "1")
-    from server.config import get_settings
+    from server.state.config import get_settings
 
     get_settings.cache_clear()
     response = _upload(client, token, b"\0" * (3 * 2**20))
@@ -244,7 +244,7 @@ def test_team_page_of_an_impossible_name_is_not_found(client):
 
 def _memo_bomb() -> bytes:
     """A small deflated torch zip whose data.pkl memoises one value past the memo bound."""
-    from models.limits import MAX_MEMO
+    from models.checkpoints.limits import MAX_MEMO
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -393,7 +393,7 @@ def test_crafted_file_is_refused_and_not_kept(client, token, settings_env, case)
 def test_oversized_chunked_upload_is_413(client, token, monkeypatch):
     """No Content-Length: the limit is found while the body streams in."""
     monkeypatch.setenv("ARENA_MAX_UPLOAD_MB", "1")
-    from server.config import get_settings
+    from server.state.config import get_settings
 
     get_settings.cache_clear()
     boundary = "arena-boundary"

@@ -117,7 +117,7 @@ def test_worker_without_its_configured_set_says_what_is_missing(tmp_path):
 
 
 def test_data_import_writes_where_the_server_reads(settings_env, tmp_path, monkeypatch):
-    from server.config import get_settings
+    from server.state.config import get_settings
     from tests.conftest import make_eval_set
 
     target = tmp_path / "configured.npz"
@@ -189,8 +189,8 @@ def test_teams_from_a_csv_get_working_tokens(settings_env, tmp_path):
 
 
 def test_queue_lists_what_runs_and_waits(settings_env):
-    from server.db import session_scope
-    from server.tables import Status
+    from server.state.db import session_scope
+    from server.state.tables import Status
     from tests.server.test_pages import add_submission, team
 
     assert "Nothing running or queued." in run_cli("queue")

@@ -5,10 +5,11 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from models.catalog import CATALOG
-from server import crud
-from server.db import session_scope
-from server.estimates import (
+from models.architectures.catalog import CATALOG
+from server.main import create_app
+from server.state import crud
+from server.state.db import session_scope
+from server.state.estimates import (
     NO_WORKER,
     History,
     Kind,
@@ -18,8 +19,7 @@ from server.estimates import (
     for_running,
     without_worker,
 )
-from server.main import create_app
-from server.tables import Status, utcnow
+from server.state.tables import Status, utcnow
 from tests.server.test_pages import add_submission, team
 from worker.engine.cost import suite_passes
 from worker.engine.suites import SUITES

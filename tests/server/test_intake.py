@@ -14,12 +14,12 @@ import anyio
 import pytest
 from fastapi.testclient import TestClient
 
-from server import crud
-from server.config import get_settings
-from server.db import session_scope
-from server.intake import Upload, take_in
+from server.api.intake import Upload, take_in
 from server.main import create_app
-from server.tables import Status, Submission
+from server.state import crud
+from server.state.config import get_settings
+from server.state.db import session_scope
+from server.state.tables import Status, Submission
 from tests.conftest import ADMIN_TOKEN, make_checkpoint
 from worker.reconciler import sweep_uploads
 

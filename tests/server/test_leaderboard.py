@@ -5,11 +5,11 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from server import crud
-from server.db import session_scope
-from server.leaderboard import describe_rule, published
 from server.main import create_app
-from server.tables import Result, Status, Submission, utcnow
+from server.state import crud
+from server.state.db import session_scope
+from server.state.leaderboard import describe_rule, published
+from server.state.tables import Result, Status, Submission, utcnow
 
 
 def add_finished(session, team_id: int, natural: float, linf: float, l2: float, minutes_ago: int):
@@ -69,7 +69,7 @@ def test_ties_go_to_the_earlier_submission(settings_env):
 
 def test_api_shows_the_rule_and_rows(settings_env, monkeypatch):
     monkeypatch.setenv("ARENA_SCORE", "pgd_l2")
-    from server.config import get_settings
+    from server.state.config import get_settings
 
     get_settings.cache_clear()
     with session_scope() as session:

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from server import crud
-from server.config import get_settings
-from server.db import session_scope
-from server.probe import probe_checkpoint
-from server.tables import Result, Status, Submission, utcnow
+from server.api.probe import probe_checkpoint
+from server.state import crud
+from server.state.config import get_settings
+from server.state.db import session_scope
+from server.state.tables import Result, Status, Submission, utcnow
 from tests.conftest import make_checkpoint
 from worker.runner import WORKER_ID, ChildOutcome, _settle
 
@@ -97,7 +97,7 @@ def test_cancelled_submission_is_not_run_and_not_charged(settings_env):
 
 
 def test_probe_runs_under_a_memory_limit(settings_env, tmp_path, monkeypatch):
-    from server.config import get_settings
+    from server.state.config import get_settings
 
     checkpoint = make_checkpoint(tmp_path / "m.pth")
     assert probe_checkpoint(checkpoint, arch="lenet", mean=None, std=None,

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from server import crud
-from server.db import session_scope
-from server.leaderboard import clopper_pearson, published
 from server.main import create_app
-from server.tables import Result, Status, Submission, utcnow
+from server.state import crud
+from server.state.db import session_scope
+from server.state.leaderboard import clopper_pearson, published
+from server.state.tables import Result, Status, Submission, utcnow
 
 RADII = ("0.0", "0.25", "0.5", "0.75", "1.0", "1.25", "1.5")
 WEIGHTS = {"natural": 1, "pgd_linf": 1, "pgd_l2": 1}

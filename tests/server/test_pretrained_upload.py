@@ -50,7 +50,7 @@ def first_test_images(tmp_path: Path):
 def test_real_checkpoint_uploads_and_scores(settings_env, tmp_path, arch, filename, correct):
     import torch
 
-    from models.loading import load_model
+    from models.checkpoints.loading import load_model
 
     stored = upload(settings_env, arch, filename, arch=arch, mean="0.485,0.456,0.406",
                     std="0.229,0.224,0.225")
@@ -67,7 +67,7 @@ def test_real_checkpoint_without_mean_std_keeps_its_known_accuracy(
 ):
     import torch
 
-    from models.loading import load_model
+    from models.checkpoints.loading import load_model
     from worker.engine.suites import get_suite
     from worker.normalisation import settle_normalisation
 

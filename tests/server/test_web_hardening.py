@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from server.db import session_scope
 from server.main import create_app
+from server.state.db import session_scope
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.test_platform import database_url
 from tests.server.test_pages import add_submission, results, team
@@ -86,7 +86,7 @@ def test_upgrade_lists_existing_look_alikes_without_renaming_them(arena_env):
     from alembic import command
     from sqlalchemy import create_engine, text
 
-    from server.migrate import alembic_config
+    from server.state.migrate import alembic_config
 
     Path(arena_env["ARENA_HOME"]).mkdir(parents=True, exist_ok=True)
     url = database_url(arena_env)

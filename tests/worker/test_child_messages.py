@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from server.config import Settings
+from server.state.config import Settings
 from worker.isolation import Sandbox
 from worker.protocol import MAX_LINE_BYTES, MODEL_FAULT
 from worker.runner import Heartbeat, _supervise

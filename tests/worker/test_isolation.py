@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from server.config import Settings
-from server.probe import probe_checkpoint
+from server.api.probe import probe_checkpoint
+from server.state.config import Settings
 from tests.conftest import make_checkpoint, make_labelled_eval_set
 from worker.isolation import Limits, Sandbox, layers
 from worker.protocol import STOPPED, Done, Job, Progress

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from models.catalog import CIFAR10_MEAN, CIFAR10_STD, HALF, IDENTITY_MEAN, IDENTITY_STD
-from models.loading import LoadedModel
-from models.normalization import Normalized
+from models.architectures.catalog import CIFAR10_MEAN, CIFAR10_STD, HALF, IDENTITY_MEAN, IDENTITY_STD
+from models.architectures.normalization import Normalized
+from models.checkpoints.loading import LoadedModel
 from tests.worker.engine.test_normalisation import CIFAR, NONE, Brightness, brightness_images
 from worker.engine.suites import get_suite
 from worker.normalisation import (

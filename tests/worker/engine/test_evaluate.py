@@ -166,7 +166,7 @@ def test_declared_stage_order_is_the_order_the_engine_reports(suite_name, sigma)
 
 
 def test_the_runner_announces_smoothing_before_autoattack():
-    from server.tables import Submission
+    from server.state.tables import Submission
     from worker.runner import stages_for
 
     submission = Submission(suite="robustbench", sigma=0.25)

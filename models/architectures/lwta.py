@@ -1,0 +1,118 @@
+"""Stochastic Local Winner-Takes-All WideResNet (Panousis et al., "Stochastic Local
+Winner-Takes-All Networks Enable Profound Adversarial Robustness", 2021).
+
+Keys match the authors' konpanousis/Adversarial-LWTA-AutoAttack (``models/wideresnet_lwta.py``
+and ``models/layers/layers.py``): ``conv1``, ``block{1,2,3}.layer.i.{bn1,lwta1,conv1,bn2,lwta2,
+conv2,convShortcut}``, ``sub_block1``, ``bn1``, ``lwta``, ``fc``, where every ``lwta*`` holds
+the scalar ``temp``. Channels compete in blocks of ``U = 2``; each forward pass samples the
+winner of every block from a Gumbel-softmax over the block's activations, at the learnt
+temperature ``softplus(temp)`` in training and at ``test_temperature`` (0.01) in eval mode. The
+network is therefore random at test time too, as its robustness relies on.
+"""
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.architectures.wide_resnet import NetworkBlock, WideBlock, init_weights
+
+TEST_TEMPERATURE = 0.01
+SURROGATE_TEMPERATURE = 1.0
+
+
+def concrete_sample(logits: torch.Tensor, temperature, dim: int) -> torch.Tensor:
+    """A Gumbel-softmax (concrete) relaxation of a one-hot sample along ``dim``."""
+    uniform = torch.rand_like(logits)
+    gumbel = -torch.log(-torch.log(uniform + 1e-8) + 1e-8)
+    return F.softmax((logits + gumbel) / temperature, dim=dim)
+
+
+class LWTA(nn.Module):
+    """Stochastic LWTA activation: each block of ``U`` channels passes only its sampled winner.
+
+    ``forward(x, test_temperature)`` overrides the eval-mode temperature for one call; the
+    surrogate uses it to make winner selection soft without copying or mutating the network.
+    """
+
+    def __init__(self, competitors: int = 2, test_temperature: float = TEST_TEMPERATURE):
+        super().__init__()
+        self.U = competitors
+        self.test_temperature = test_temperature
+        self.temp = nn.Parameter(torch.tensor(-0.01))
+
+    def forward(self, x: torch.Tensor, test_temperature: float | None = None) -> torch.Tensor:
+        if self.training:
+            temperature = F.softplus(self.temp) if x.dim() > 2 else 0.67
+        else:
+            temperature = self.test_temperature if test_temperature is None else test_temperature
+        groups = x.reshape(x.shape[0], x.shape[1] // self.U, self.U, *x.shape[2:])
+        mask = concrete_sample(groups, temperature, dim=2)
+        return x * mask.reshape(x.shape)
+
+
+class LWTABlock(WideBlock):
+    """The wide block with an LWTA activation after each batch norm."""
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
+        super().__init__(in_planes, out_planes, stride, drop_rate)
+        self.lwta1 = LWTA()
+        self.lwta2 = LWTA()
+
+    def forward(self, x: torch.Tensor, test_temperature: float | None = None) -> torch.Tensor:
+        return self.residual(
+            x,
+            functools.partial(self.lwta1, test_temperature=test_temperature),
+            functools.partial(self.lwta2, test_temperature=test_temperature),
+        )
+
+
+class LWTAWideResNet(nn.Module):
+    """LWTA WideResNet-depth-width; ``sub_block1`` is built but unused, as in the reference."""
+
+    def __init__(
+        self,
+        depth: int = 34,
+        width: int = 1,
+        num_classes: int = 10,
+        drop_rate: float = 0.0,
+        sub_block1: bool = True,
+    ) -> None:
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError(f"WideResNet depth must be 6n+4, got {depth}")
+        n = (depth - 4) // 6
+        channels = [16, 16 * width, 32 * width, 64 * width]
+        self.width = width
+        self.conv1 = nn.Conv2d(3, channels[0], 3, stride=1, padding=1, bias=False)
+        self.block1 = NetworkBlock(n, channels[0], channels[1], 1, drop_rate, LWTABlock)
+        if sub_block1:
+            self.sub_block1 = NetworkBlock(n, channels[0], channels[1], 1, drop_rate, LWTABlock)
+        self.block2 = NetworkBlock(n, channels[1], channels[2], 2, drop_rate, LWTABlock)
+        self.block3 = NetworkBlock(n, channels[2], channels[3], 2, drop_rate, LWTABlock)
+        self.bn1 = nn.BatchNorm2d(channels[3])
+        self.lwta = LWTA()
+        self.fc = nn.Linear(channels[3], num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor, test_temperature: float | None = None) -> torch.Tensor:
+        out = self.conv1(x)
+        for block in (self.block1, self.block2, self.block3):
+            out = block(out, test_temperature)
+        out = self.lwta(self.bn1(out), test_temperature)
+        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+class SoftWinnerSurrogate(nn.Module):
+    """The declared attack surrogate: the same LWTA network (shared, not copied) with the
+    test-time temperature raised, so winners are mixed softly and gradients are informative.
+    """
+
+    def __init__(self, net: nn.Module, temperature: float = SURROGATE_TEMPERATURE) -> None:
+        super().__init__()
+        self.net = net
+        self.temperature = temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, test_temperature=self.temperature)

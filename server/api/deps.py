@@ -1,0 +1,192 @@
+"""FastAPI dependencies as typed aliases, so route signatures stay one line each."""
+
+import re
+from typing import Annotated
+
+import anyio
+from anyio.lowlevel import RunVar
+from fastapi import Depends, Header, HTTPException, Path, Query
+from sqlalchemy.orm import Session
+
+from server.api.errors import FieldError
+from server.api.schemas import Leaderboard
+from server.state import crud, leaderboard
+from server.state.config import Settings, get_settings
+from server.state.db import get_db, get_write_db, new_session
+from server.state.leaderboard import HEADLINE_RADIUS, Published, Track
+from server.state.security import hash_token, same_secret
+from server.state.tables import Submission, Team
+from worker.engine.suites import SUITES  # torch-free
+
+# Suite names are plain words (class, robustbench, smoke); nothing else reaches the database.
+SUITE_NAME = re.compile(r"[\w.-]+", re.ASCII)
+# Ids are 32-bit integers in every supported database.
+SubmissionId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Submission id.")]
+
+SessionDep = Annotated[Session, Depends(get_db)]
+WriteSessionDep = Annotated[Session, Depends(get_write_db)]
+
+
+async def current_settings() -> Settings:
+    """The settings, without the thread hand-off FastAPI gives a plain function."""
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(current_settings)]
+
+
+# Two threads read boards; more requests wait their turn in the event loop, in order, instead
+# of dozens of threads contending for the interpreter lock (the tail latency). One limiter per
+# event loop, as anyio keeps its own default thread limiter.
+_BOARD_READERS: RunVar[anyio.CapacityLimiter] = RunVar("board_readers")
+
+
+def _board_readers() -> anyio.CapacityLimiter:
+    try:
+        return _BOARD_READERS.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(2)
+        _BOARD_READERS.set(limiter)
+        return limiter
+
+
+async def published_board(
+    settings: SettingsDep,
+    suite: Annotated[
+        str | None,
+        Query(max_length=32, description="Suite; the server's by default."),
+    ] = None,
+    track: Annotated[
+        Track, Query(description="empirical (score rule) or certified.")
+    ] = Track.EMPIRICAL,
+    radius: Annotated[
+        float, Query(description="ℓ2 radius ranked by the certified track.")
+    ] = HEADLINE_RADIUS,
+) -> Published:
+    """The board a page, download or API read asks for with ``?suite=&track=&radius=``.
+
+    The most read route of the platform: its database work (a version check, and the ranking
+    only when the data changed) runs in one worker thread with its own session.
+    """
+    try:
+        radius = leaderboard.validate_radius(radius)
+    except ValueError as error:
+        raise FieldError(422, str(error), "radius") from None
+    if suite is not None and not SUITE_NAME.fullmatch(suite):
+        raise FieldError(422, "suite must be letters, digits, '.', '_' or '-'.", "suite")
+
+    def read() -> Published:
+        with new_session(write=False) as session:
+            if suite is not None and suite not in SUITES and suite != settings.suite:
+                known = leaderboard.known_suites(session, settings.suite)
+                if suite not in known:
+                    raise FieldError(
+                        404, f"Unknown suite {suite!r}; known suites: {', '.join(known)}.", "suite"
+                    )
+            return leaderboard.published(
+                session=session,
+                suite=suite or settings.suite,
+                weights=settings.score_weights(),
+                track=track,
+                radius=radius,
+            )
+
+    return await anyio.to_thread.run_sync(read, limiter=_board_readers())
+
+
+PublishedDep = Annotated[Published, Depends(published_board)]
+
+
+async def current_board(published: PublishedDep) -> Leaderboard:
+    return published.board
+
+
+BoardDep = Annotated[Leaderboard, Depends(current_board)]
+
+
+def _bearer(authorization: str | None, whose: str) -> str:
+    """The token of an 'Authorization: Bearer <token>' header; the 401 names whose it must be."""
+    if not authorization:
+        raise HTTPException(
+            401,
+            detail=f"Missing token: send 'Authorization: Bearer <{whose}>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            401,
+            detail=f"Malformed Authorization header: expected 'Bearer <{whose}>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str:
+    return _bearer(authorization, "team token")
+
+
+def admin_bearer_token(authorization: Annotated[str | None, Header()] = None) -> str:
+    return _bearer(authorization, "admin token, the value of ARENA_ADMIN_TOKEN")
+
+
+TokenDep = Annotated[str, Depends(bearer_token)]
+
+
+INVALID_TOKEN = "Invalid or revoked team token."
+
+
+def current_team(session: SessionDep, token: TokenDep) -> Team:
+    team = crud.team_by_token(session=session, token=token)
+    if team is None:
+        raise HTTPException(401, detail=INVALID_TOKEN)
+    return team
+
+
+CurrentTeam = Annotated[Team, Depends(current_team)]
+
+
+def team_id_of(token: str) -> int | None:
+    """The live team holding ``token``, looked up in a session of its own, closed at once."""
+    with new_session(write=False) as session:
+        team = crud.team_by_token(session=session, token=token)
+        return None if team is None else team.id
+
+
+def uploading_team(token: TokenDep) -> int:
+    """The uploading team's id. Unlike ``CurrentTeam`` no session stays open for the request:
+    an upload is checked for minutes, and no transaction may be open meanwhile."""
+    team_id = team_id_of(token)
+    if team_id is None:
+        raise HTTPException(401, detail=INVALID_TOKEN)
+    return team_id
+
+
+UploaderDep = Annotated[int, Depends(uploading_team)]
+
+
+def require_admin(
+    token: Annotated[str, Depends(admin_bearer_token)], settings: SettingsDep
+) -> None:
+    if not settings.admin_token:
+        raise HTTPException(403, detail="Admin routes are disabled: ARENA_ADMIN_TOKEN is not set.")
+    if not same_secret(token, settings.admin_token):
+        raise HTTPException(403, detail="Invalid admin token.")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+
+
+def owned_submission(session: Session, submission_id: int, team: Team) -> Submission:
+    """The team's own submission, or 404 (another team's looks the same as a missing one)."""
+    submission = crud.get_submission(session=session, submission_id=submission_id)
+    if submission is None or submission.team_id != team.id:
+        raise HTTPException(404, detail=f"Submission {submission_id} not found.")
+    return submission
+
+
+def is_owner(submission: Submission, authorization: str | None) -> bool:
+    """Whether an optional 'Bearer <token>' header is the submitting team's live token."""
+    token = (authorization or "").partition(" ")[2].strip()
+    team = submission.team
+    return bool(token) and team.token_hash == hash_token(token) and not team.revoked

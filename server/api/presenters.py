@@ -1,0 +1,114 @@
+"""Turning rows into the API's public shapes, hiding what only the owner may see."""
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from server.api.schemas import Progress, Quota, SubmissionPublic, WaitEstimate
+from server.state import costs, crud, estimates
+from server.state.config import Settings
+from server.state.leaderboard import score_of
+from server.state.tables import Status, Submission, Team, utcnow
+
+PUBLIC_FAILURE = "The evaluation failed; the submitting team sees the reason."
+
+
+def present_submission(
+    session: Session, submission: Submission, *, owner: bool, settings: Settings | None = None
+) -> SubmissionPublic:
+    from server.state.config import get_settings
+
+    settings = settings or get_settings()
+    results = submission.result.metrics if submission.result is not None else None
+    error = submission.error
+    if not owner and submission.status == Status.FAILED:
+        error = PUBLIC_FAILURE
+    elif not owner:
+        error = None
+    # The submissions a queued one waits behind give both its place and its wait estimate.
+    ahead = (
+        crud.queued_ahead(session=session, submission=submission)
+        if submission.status == Status.QUEUED
+        else None
+    )
+    waiting = submission.status in (Status.QUEUED, Status.RUNNING) and not crud.live_workers(
+        session=session, seen_within=3 * settings.worker_heartbeat_seconds
+    )
+    return SubmissionPublic(
+        id=submission.id,
+        team=submission.team.name,
+        arch=submission.arch,
+        sigma=submission.sigma,
+        description=submission.description if owner else "",
+        filename=submission.original_filename if owner else "",
+        sha256=submission.sha256 if owner else "",
+        suite=submission.suite,
+        normalisation=submission.normalisation or "auto",
+        normalisation_inferred=_inferred(results),
+        status=submission.status,
+        queue_position=None if ahead is None else len(ahead) + 1,
+        progress=Progress(**submission.progress) if submission.progress else None,
+        estimate=_estimate(session, submission, ahead, settings, waiting_for_worker=waiting),
+        waiting_for_worker=waiting,
+        results=results,
+        score=score_of(results, settings.score_weights()) if results else None,
+        error=error,
+        attempts=submission.attempts,
+        created_at=submission.created_at,
+        started_at=submission.started_at,
+        finished_at=submission.finished_at,
+    )
+
+
+def _inferred(results: dict[str, Any] | None) -> bool | None:
+    record = (results or {}).get("normalisation")
+    return bool(record.get("inferred")) if isinstance(record, dict) else None
+
+
+def _estimate(
+    session: Session,
+    submission: Submission,
+    ahead: list[tuple[str, bool]] | None,
+    settings: Settings,
+    *,
+    waiting_for_worker: bool,
+) -> WaitEstimate | None:
+    if submission.status not in (Status.QUEUED, Status.RUNNING):
+        return None
+    Kind = estimates.Kind
+    kind = Kind(submission.arch, submission.sigma is not None)
+    # Enough history for a median per kind among the recent runs of every kind.
+    runs = crud.recent_runs(session=session, suite=submission.suite, limit=10 * estimates.RECENT)
+    running = [] if ahead is None else crud.running_now(session=session)
+    others = [Kind(arch, cert) for arch, cert in ahead or []]
+    busy = [(Kind(arch, cert), elapsed) for arch, cert, elapsed in running]
+    # The cost model's figures, for the kinds the history may lack.
+    keys = {other: other.arch for other in [*others, *(k for k, _ in busy)]}
+    keys[kind] = costs.throughput_key(submission.arch, submission.sha256)
+    finished = [(Kind(arch, cert), seconds) for arch, cert, seconds in runs]
+    history = estimates.History(
+        finished,
+        costs.modelled(
+            session=session, suite=submission.suite, kinds=keys, limit=settings.eval_limit,
+            runs=finished,
+        ),
+    )
+    if waiting_for_worker:
+        return estimates.without_worker(history=history, kind=kind)
+    if ahead is not None:
+        return estimates.for_queued(history=history, kind=kind, ahead=others, running=busy)
+    if submission.status == Status.RUNNING and submission.started_at is not None:
+        elapsed = (utcnow() - submission.started_at).total_seconds()
+        return estimates.for_running(history=history, kind=kind, elapsed=elapsed)
+    return None
+
+
+def quota_of(session: Session, settings: Settings, team: Team) -> Quota:
+    used, active = crud.quota_usage(session=session, team_id=team.id)
+    return Quota(
+        per_day=settings.submissions_per_day,
+        used_today=used,
+        remaining_today=max(0, settings.submissions_per_day - used),
+        active=active,
+        max_active=settings.max_active_per_team,
+    )

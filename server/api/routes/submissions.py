@@ -1,0 +1,114 @@
+"""Uploading a checkpoint and following its evaluation.
+
+The upload itself is taken in by ``server/api/intake.py``; the team's token was already checked
+before the body was read (``server/api/upload_gate.py``).
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from server.api.deps import (
+    CurrentTeam,
+    SessionDep,
+    SettingsDep,
+    SubmissionId,
+    UploaderDep,
+    WriteSessionDep,
+    is_owner,
+    owned_submission,
+)
+from server.api.errors import FieldError
+from server.api.intake import Upload, take_in
+from server.api.presenters import present_submission, quota_of
+from server.api.schemas import SubmissionList, SubmissionPublic
+from server.state import crud
+from server.state.db import new_session
+
+router = APIRouter(prefix="/api/submissions", tags=["submissions"])
+
+
+@router.post("", status_code=202, response_model=SubmissionPublic)
+async def create_submission(
+    settings: SettingsDep,
+    team_id: UploaderDep,
+    checkpoint: Annotated[UploadFile | None, File(description="The checkpoint file.")] = None,
+    arch: Annotated[str | None, Form(description="Zoo architecture name, or 'auto'.")] = None,
+    sigma: Annotated[str | None, Form(description="Noise level σ for certification.")] = None,
+    description: Annotated[str | None, Form()] = None,
+    mean: Annotated[str | None, Form(description="Input normalisation mean, e.g. 0.5,0.5,0.5")] = None,
+    std: Annotated[str | None, Form(description="Input normalisation std, e.g. 0.5,0.5,0.5")] = None,
+    normalisation: Annotated[str | None, Form(
+        description="'auto' (default): the evaluation first measures natural accuracy under "
+        "each common normalisation and may switch an undeclared one or stop on a beaten "
+        "declaration; 'as-declared': keep mean/std (or the architecture's default) as given."
+    )] = None,
+) -> SubmissionPublic:
+    """Upload a checkpoint; it is checked, then queued for evaluation (202)."""
+    if checkpoint is None:
+        raise FieldError(
+            422, "No checkpoint file: attach it as the multipart field 'checkpoint'.", "checkpoint"
+        )
+    upload = Upload(
+        file=checkpoint.file,
+        filename=checkpoint.filename or "",
+        arch=arch,
+        sigma=sigma,
+        mean=mean,
+        std=std,
+        normalisation=normalisation,
+        description=description,
+    )
+    submission_id = await take_in(upload, team_id=team_id, settings=settings)
+    return await run_in_threadpool(_present_accepted, submission_id)
+
+
+def _present_accepted(submission_id: int) -> SubmissionPublic:
+    with new_session(write=False) as session:
+        submission = crud.get_submission(session=session, submission_id=submission_id)
+        if submission is None:  # nothing deletes an accepted submission; never seen
+            raise FieldError(404, f"Submission {submission_id} not found.")
+        return present_submission(session, submission, owner=True)
+
+
+@router.get("", response_model=SubmissionList)
+def list_submissions(session: SessionDep, settings: SettingsDep, team: CurrentTeam) -> SubmissionList:
+    """The calling team's own submissions, newest first, and its remaining quota."""
+    return SubmissionList(
+        submissions=[
+            present_submission(session, s, owner=True)
+            for s in crud.team_submissions(session=session, team_id=team.id)
+        ],
+        quota=quota_of(session, settings, team),
+    )
+
+
+@router.get("/{submission_id}", response_model=SubmissionPublic)
+def read_submission(
+    submission_id: SubmissionId,
+    session: SessionDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> SubmissionPublic:
+    """Status, progress and results. Anyone may read the scores; the file name, description
+    and error message are shown only with the owning team's token."""
+    submission = crud.get_submission(session=session, submission_id=submission_id)
+    if submission is None:
+        raise FieldError(404, f"Submission {submission_id} not found.")
+    return present_submission(session, submission, owner=is_owner(submission, authorization))
+
+
+@router.post("/{submission_id}/cancel", response_model=SubmissionPublic)
+def cancel_submission(
+    submission_id: SubmissionId, session: WriteSessionDep, team: CurrentTeam
+) -> SubmissionPublic:
+    """Cancel one of your own submissions that has not started running; it is not charged."""
+    submission = owned_submission(session, submission_id, team)
+    if not crud.cancel_submission(session=session, submission_id=submission_id):
+        raise FieldError(
+            409,
+            f"Submission {submission_id} is {submission.status}; only a queued one can be "
+            "cancelled.",
+        )
+    session.refresh(submission)
+    return present_submission(session, submission, owner=True)

@@ -1,0 +1,370 @@
+"""Ranking: each team's best finished submission under the configured score rule.
+
+The score is computed in SQL from the stored accuracies at read time, so changing the rule
+(``ARENA_SCORE``) re-ranks every past submission consistently. Two tracks exist: the
+empirical one ranks by the score rule; the certified one ranks by randomized-smoothing
+certified accuracy at a chosen ℓ2 radius.
+
+One query ranks the submissions and loads the winners' stored metrics (their 95% intervals
+and flags). Boards are cached per process, with their JSON, and reused while the database's
+version (newest result id, newest submission id, total of the teams' submission counters) is
+unchanged: a read then costs one small query on indexes and the teams table, however many
+submissions there are, and no serialisation.
+"""
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Select, cast, func, literal, select
+from sqlalchemy.orm import Session
+
+from server.state.tables import Result, Submission, Team
+from server.state.views import Flag, Leaderboard, LeaderboardRow
+
+
+class Track(StrEnum):
+    EMPIRICAL = "empirical"
+    CERTIFIED = "certified"
+
+
+#: The ℓ2 radii at which certified accuracy is stored (``smoothing.certified`` keys).
+RADII = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+#: The radius of the ``smoothing`` column (the headline certified accuracy).
+HEADLINE_RADIUS = 0.5
+
+METRICS = {
+    "natural": Result.natural,
+    "fgsm": Result.fgsm,
+    "pgd_linf": Result.pgd_linf,
+    "pgd_l2": Result.pgd_l2,
+    "smoothing": Result.smoothing,
+}
+
+METRIC_LABELS = {
+    "natural": "natural accuracy",
+    "fgsm": "FGSM accuracy",
+    "pgd_linf": "PGD ℓ∞ robust accuracy",
+    "pgd_l2": "PGD ℓ2 robust accuracy",
+    "smoothing": "certified accuracy at ℓ2 radius 0.5",
+}
+
+
+def validate_weights(weights: dict[str, float]) -> None:
+    unknown = sorted(set(weights) - set(METRICS))
+    if unknown or not weights or sum(weights.values()) <= 0:
+        raise ValueError(
+            f"Invalid score rule {weights}: use metric:weight pairs with metrics among "
+            f"{', '.join(METRICS)} and a positive total weight."
+        )
+
+
+def validate_radius(radius: float) -> float:
+    for known in RADII:
+        if abs(radius - known) < 1e-9:
+            return known
+    raise ValueError(f"radius must be one of {', '.join(f'{r:g}' for r in RADII)}.")
+
+
+def score_expression(weights: dict[str, float]) -> ColumnElement[float]:
+    validate_weights(weights)
+    total = sum(weights.values())
+    expr: ColumnElement[float] = literal(0.0)
+    for name, weight in weights.items():
+        expr = expr + METRICS[name] * weight
+    return expr / total
+
+
+def certified_expression(radius: float) -> ColumnElement[float]:
+    """Certified accuracy at ``radius``: the column at 0.5, else the stored curve's point."""
+    radius = validate_radius(radius)
+    if radius == HEADLINE_RADIUS:
+        return Result.smoothing
+    return cast(Result.metrics[("smoothing", "certified", str(radius))].as_float(), Float)
+
+
+TIES = "Ranks whose 95% intervals overlap are marked ≈: the evaluation set cannot separate them."
+
+
+def describe_rule(weights: dict[str, float]) -> str:
+    """The score rule in words, as shown on the leaderboard."""
+    validate_weights(weights)
+    if len(weights) == 1:
+        (name,) = weights
+        rule = f"Score = {METRIC_LABELS[name]}"
+    elif len(set(weights.values())) == 1:
+        parts = ", ".join(METRIC_LABELS[name] for name in weights)
+        rule = f"Score = mean of {parts}"
+    else:
+        parts = " + ".join(f"{w:g}×{METRIC_LABELS[name]}" for name, w in weights.items())
+        rule = f"Score = ({parts}) / {sum(weights.values()):g}"
+    return (
+        rule + ". Each team is ranked by its best finished submission; ties go to the earlier one."
+    )
+
+
+def describe_certified(radius: float) -> str:
+    return (
+        f"Score = certified accuracy at ℓ2 radius {radius:g}: the share of images the smoothed "
+        "classifier (randomized smoothing, Cohen et al. 2019) labels correctly with a certified "
+        f"radius of at least {radius:g}. Only submissions with a declared σ take part. Each team "
+        "is ranked by its best certified submission; ties go to the earlier one."
+    )
+
+
+@dataclass(frozen=True)
+class Published:
+    """A computed board and its JSON body, shared by every reader until the data changes.
+
+    ``renderings`` keeps other forms of the same board (the HTML page), made once by the
+    first reader who needs them: they change only when the board does.
+    """
+
+    board: Leaderboard
+    json: bytes
+    renderings: dict[str, bytes] = field(default_factory=dict)
+
+
+def known_suites(session: Session, server_suite: str) -> list[str]:
+    """Suites a board can be asked for: the engine's, the server's, and any with results."""
+    from worker.engine.suites import SUITES  # torch-free
+
+    present = set(session.scalars(select(Result.suite).distinct()))
+    return sorted({*SUITES, server_suite, *present})
+
+
+def published(
+    *,
+    session: Session,
+    suite: str,
+    weights: dict[str, float],
+    track: Track = Track.EMPIRICAL,
+    radius: float = HEADLINE_RADIUS,
+) -> Published:
+    """Every team's best submission in ``suite``, best first, baselines placed among them,
+    with the board's JSON; from the cache while the data it shows is unchanged."""
+    track = Track(track)
+    radius = validate_radius(radius)
+    key = (str(session.get_bind().url), suite, track, radius, tuple(sorted(weights.items())))
+    version = tuple(session.execute(_VERSION).one())
+    cached = _CACHE.get(key, version)
+    if cached is not None:
+        return cached
+    with _CACHE.computing(key):  # concurrent readers of a changed board compute it once
+        cached = _CACHE.get(key, version)
+        if cached is None:
+            board = _compute(session, suite, weights, track, radius)
+            cached = Published(board, board.model_dump_json().encode())
+            _CACHE.put(key, version, cached)
+    return cached
+
+
+def _compute(
+    session: Session, suite: str, weights: dict[str, float], track: Track, radius: float
+) -> Leaderboard:
+    certified = track == Track.CERTIFIED
+    if certified:
+        score, rule = certified_expression(radius), describe_certified(radius)
+        conditions = [Result.suite == suite, Result.smoothing.is_not(None)]
+    else:
+        score, rule = score_expression(weights), describe_rule(weights)
+        conditions = [Result.suite == suite]
+    fetched = list(session.execute(_ranking(score, conditions)))
+    intervals = [_intervals(row.metrics or {}) for row in fetched]
+    score_intervals = [
+        _certified_interval(row.metrics or {}, radius, row.score)
+        if certified
+        else combined_interval(metric_intervals, weights)
+        for row, metric_intervals in zip(fetched, intervals, strict=True)
+    ]
+    rows, team_rank = [], 0
+    for position, (row, metric_intervals, score_interval, tied) in enumerate(
+        zip(fetched, intervals, score_intervals, ties(score_intervals), strict=True), start=1
+    ):
+        team_rank += not row.is_baseline
+        rows.append(
+            LeaderboardRow(
+                rank=None if row.is_baseline else team_rank,
+                position=position,
+                team=row.name,
+                baseline=row.is_baseline,
+                submission_id=row.submission_id,
+                score=row.score,
+                score_ci95=score_interval,
+                tied=tied,
+                **{name: getattr(row, name) for name in METRICS},
+                ci95=metric_intervals,
+                sigma=row.sigma,
+                submissions=row.submissions,
+                submitted_at=row.created_at,
+                flags=_flags(row.metrics or {}),
+            )
+        )
+    return Leaderboard(
+        suite=suite,
+        track=track,
+        radius=radius if certified else None,
+        score_rule=rule,
+        ties_rule=TIES,
+        teams=team_rank,
+        rows=rows,
+    )
+
+
+def _ranking(score: ColumnElement[float], conditions: list) -> Select:
+    """Each team's best result by ``score`` (ties to the earlier submission), best first,
+    with the team, its number of submissions and the stored metrics of that result."""
+    best = (
+        select(
+            Submission.id.label("submission_id"),
+            Submission.team_id,
+            Submission.created_at,
+            Submission.sigma,
+            Result.id.label("result_id"),
+            score.label("score"),
+            *[column.label(name) for name, column in METRICS.items()],
+            func.row_number()
+            .over(
+                partition_by=Submission.team_id,
+                order_by=(score.desc(), Submission.created_at.asc(), Submission.id.asc()),
+            )
+            .label("position"),
+        )
+        .join(Result, Result.submission_id == Submission.id)
+        .where(*conditions, score.is_not(None))
+        .subquery()
+    )
+    counts = (
+        select(Submission.team_id, func.count(Submission.id).label("submissions"))
+        .group_by(Submission.team_id)
+        .subquery()
+    )
+    return (
+        select(best, Team.name, Team.is_baseline, counts.c.submissions, Result.metrics)
+        .join(Team, Team.id == best.c.team_id)
+        .join(counts, counts.c.team_id == best.c.team_id)
+        .join(Result, Result.id == best.c.result_id)
+        .where(best.c.position == 1)
+        .order_by(best.c.score.desc(), best.c.created_at.asc(), best.c.submission_id.asc())
+    )
+
+
+def _flags(metrics: dict[str, Any]) -> list[Flag]:
+    return [
+        Flag(code=str(flag.get("code")), message=str(flag.get("message", "")))
+        for flag in metrics.get("flags") or []
+        if isinstance(flag, dict)
+    ]
+
+
+def _intervals(metrics: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name in METRICS:
+        ci = (metrics.get(name) or {}).get("ci95")
+        if isinstance(ci, list | tuple) and len(ci) == 2:
+            out[name] = (float(ci[0]), float(ci[1]))
+    return out
+
+
+def combined_interval(
+    intervals: dict[str, tuple[float, float]], weights: dict[str, float]
+) -> tuple[float, float] | None:
+    """The score's interval: the same weighted mean of the metrics' interval ends."""
+    if any(name not in intervals for name in weights):
+        return None
+    total = sum(weights.values())
+    low = sum(w * intervals[name][0] for name, w in weights.items()) / total
+    high = sum(w * intervals[name][1] for name, w in weights.items()) / total
+    return (low, high)
+
+
+def _certified_interval(
+    metrics: dict[str, Any], radius: float, accuracy: float
+) -> tuple[float, float] | None:
+    smoothing = metrics.get("smoothing") or {}
+    if radius == HEADLINE_RADIUS and "smoothing" in _intervals(metrics):
+        return _intervals(metrics)["smoothing"]
+    n = smoothing.get("n")
+    if not isinstance(n, int) or n <= 0:
+        return None
+    return clopper_pearson(round(accuracy * n), n)
+
+
+def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided binomial interval, as the engine reports for every accuracy."""
+    from scipy.stats import beta
+
+    tail = (1 - level) / 2
+    low = 0.0 if successes == 0 else float(beta.ppf(tail, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - tail, successes + 1, n - successes))
+    return (low, high)
+
+
+def ties(intervals: list[tuple[float, float] | None]) -> list[bool]:
+    """For each row, whether its interval overlaps the one of the row placed just above."""
+    marks = [False] * len(intervals)
+    for index in range(1, len(intervals)):
+        above, here = intervals[index - 1], intervals[index]
+        marks[index] = above is not None and here is not None and here[1] >= above[0]
+    return marks
+
+
+def score_of(results: dict, weights: dict[str, float]) -> float | None:
+    """The score of one submission's results under the rule; None if a metric is missing."""
+    validate_weights(weights)
+    total = 0.0
+    for name, weight in weights.items():
+        accuracy = (results.get(name) or {}).get("accuracy")
+        if accuracy is None:
+            return None
+        total += weight * accuracy
+    return total / sum(weights.values())
+
+
+# Every change a board shows moves one of these: results are only ever added, and every
+# upload or discarded upload bumps its team's counter (crud) — no count over submissions.
+_VERSION = select(
+    select(func.max(Result.id)).scalar_subquery(),
+    select(func.max(Submission.id)).scalar_subquery(),
+    select(func.coalesce(func.sum(Team.submission_counter), 0)).scalar_subquery(),
+)
+
+
+class _BoardCache:
+    """Recently computed boards, each valid for the database version it was computed at.
+
+    Results are written once and never change; a board changes only when a result is added
+    or a submission is added or removed, which moves the version. Boards are frozen models,
+    shared by every reader with their JSON.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._entries: OrderedDict[tuple, tuple[tuple, Published]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+        self._computing: dict[tuple, threading.Lock] = {}
+
+    def computing(self, key: tuple) -> threading.Lock:
+        with self._lock:
+            return self._computing.setdefault(key, threading.Lock())
+
+    def get(self, key: tuple, version: tuple) -> Published | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != version:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: tuple, version: tuple, board: Published) -> None:
+        with self._lock:
+            self._entries[key] = (version, board)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                old, _ = self._entries.popitem(last=False)
+                self._computing.pop(old, None)
+
+
+_CACHE = _BoardCache()

@@ -1,0 +1,159 @@
+"""The tables: teams, their submissions, one result per finished submission, the workers
+alive now, and the throughput workers measured per network and device (for wait estimates)."""
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from server.state.db import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite keeps no zone), always returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class Status(enum.StrEnum):
+    VALIDATING = "validating"
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (Status.VALIDATING, Status.QUEUED, Status.RUNNING)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # server/state/names.py's name_key: unique, so names differing only by case or Unicode form
+    # cannot both be created. NULL only for look-alikes that existed before the key did.
+    name_key: Mapped[str | None] = mapped_column(String(400), unique=True, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Bumped by every upload and every discarded upload: the UPDATE takes the team's row lock,
+    # serialising quota checks, and the total tells cached leaderboards that counts changed.
+    submission_counter: Mapped[int] = mapped_column(Integer, default=0)
+
+    submissions: Mapped[list["Submission"]] = relationship(back_populates="team")
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    arch: Mapped[str] = mapped_column(String(64))
+    sigma: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mean: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    std: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    # "auto": the evaluation checks the normalisation first; "as-declared": keeps it, whatever.
+    normalisation: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
+    description: Mapped[str] = mapped_column(Text, default="")
+    original_filename: Mapped[str] = mapped_column(String(255), default="")
+    stored_name: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    suite: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=Status.VALIDATING, index=True)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    charged: Mapped[bool] = mapped_column(Boolean, default=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, index=True
+    )
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+
+    team: Mapped[Team] = relationship(back_populates="submissions")
+    result: Mapped["Result | None"] = relationship(back_populates="submission", uselist=False)
+
+
+class Result(Base):
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Unique: a redelivered task can never write a second result for the same submission.
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), unique=True)
+    suite: Mapped[str] = mapped_column(String(32), index=True)
+    suite_version: Mapped[str] = mapped_column(String(16))
+    natural: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fgsm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pgd_linf: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pgd_l2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    smoothing: Mapped[float | None] = mapped_column(Float, nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    submission: Mapped[Submission] = relationship(back_populates="result")
+
+
+class WorkerHeartbeat(Base):
+    """A running worker, seen again every few seconds: with none seen lately, the pages say that
+    evaluations wait for a worker instead of promising a start. A stopping worker deletes its
+    row; a killed one's row goes stale."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    submission_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Throughput(Base):
+    """Images per second of one network on one device, timed by a worker the first time it
+    met the network: the cost model's rate when there is no history of that kind."""
+
+    __tablename__ = "throughputs"
+    __table_args__ = (UniqueConstraint("arch", "device"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A zoo name, or "torch-export:<first 12 hex of the file's SHA-256>" for an archive.
+    arch: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str] = mapped_column(String(128))  # "cpu", or "cuda: <GPU name>"
+    forward_per_second: Mapped[float] = mapped_column(Float)
+    backward_per_second: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -1,0 +1,296 @@
+"""Server-rendered pages: leaderboard, upload form, submission and team pages.
+
+Everything a page shows is in its HTML; small scripts from ``/static`` add sorting, live
+progress and the upload's progress bar. Nothing is loaded from another site.
+"""
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from models.architectures.catalog import CATALOG, NORMALISATIONS
+from server.api.deps import PublishedDep, SessionDep, SettingsDep, SubmissionId, is_owner
+from server.api.errors import FieldError
+from server.api.presenters import present_submission, quota_of
+from server.api.schemas import Leaderboard, SubmissionPublic
+from server.state import crud
+from server.state.config import Settings
+from server.state.db import new_session
+from server.state.leaderboard import RADII
+from server.state.names import team_path
+from server.state.tables import Result, Submission
+from server.web import charts
+from server.web.badges import badges, distinct_badges
+from worker.engine.suites import SUITES, NormalisationParams
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+KNOWN_SUITES = ("class", "robustbench")
+STAGE_LABELS = {
+    "normalisation": "Normalisation",
+    "natural": "Natural",
+    "fgsm": "FGSM",
+    "pgd_linf": "PGD ℓ∞",
+    "pgd_l2": "PGD ℓ2",
+    "smoothing": "Certification",
+    "autoattack": "AutoAttack",
+}
+METRIC_ROWS = (
+    ("natural", "Natural accuracy"),
+    ("fgsm", "FGSM ℓ∞"),
+    ("pgd_linf", "PGD ℓ∞"),
+    ("pgd_l2", "PGD ℓ2"),
+    ("autoattack", "AutoAttack"),
+    ("smoothing", "Certified, ℓ2 radius 0.5"),
+)
+PARAM_NAMES = {
+    "eps": "ε",
+    "step_size": "step",
+    "sigma": "σ",
+    "alpha": "α",
+    "n0": "n₀",
+    "random_start": "random start",
+    "noise_draws": "noise draws",
+    "targets": "target classes",
+    "predict_n": "predict n",
+    "predict_alpha": "predict α",
+}
+HIDDEN_PARAMS = {"batch_size", "threat"}
+MAX_CURVES = 6
+FORM_NORMALISATIONS = ("none", "cifar10", "cifar10-kuangliu", "imagenet")
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def interval(ci: Any) -> str:
+    if not ci or len(ci) != 2:
+        return "—"
+    return f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%"
+
+
+def when(moment: datetime | None) -> str:
+    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def param_value(key: str, value: Any, pixel_steps: bool = False) -> str:
+    """One parameter for people; ℓ∞ budgets read as k/255, the way papers state them."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(param_value(key, item, pixel_steps) for item in value)
+    if isinstance(value, float):
+        steps = value * 255
+        if pixel_steps and 0 < value < 1 and abs(steps - round(steps)) < 1e-6:
+            return f"{round(steps)}/255"
+        return f"{value:g}"
+    return str(value)
+
+
+def params(values: Any) -> list[tuple[str, str]]:
+    """A metric's parameters as (name, value) pairs for people."""
+    if not isinstance(values, dict):
+        return []
+    linf = values.get("threat", "linf") == "linf"
+    return [
+        (
+            PARAM_NAMES.get(key, key.replace("_", " ")),
+            param_value(key, value, key == "linf_eps" or (linf and key in ("eps", "step_size"))),
+        )
+        for key, value in values.items()
+        if key not in HIDDEN_PARAMS and not isinstance(value, dict)
+    ]
+
+
+templates.env.filters.update(pct=pct, interval=interval, when=when, team_path=team_path)
+templates.env.globals.update(stage_labels=STAGE_LABELS, distinct_badges=distinct_badges)
+
+
+ERROR_TITLES = {404: "Not found", 422: "Cannot show this page", 403: "Not allowed"}
+
+
+def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
+    """A refused page request, explained in the site's layout (the API answers JSON)."""
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"title": ERROR_TITLES.get(status_code, "Something went wrong"), "detail": detail},
+        status_code=status_code,
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+async def leaderboard_page(
+    request: Request, published: PublishedDep, settings: SettingsDep
+) -> HTMLResponse:
+    # The page changes only with its board (a new result, the only thing that adds a suite,
+    # gives every board a new version): rendered once per board, then served as it is.
+    page = published.renderings.get("page")
+    if page is None:
+        page = await run_in_threadpool(_render_leaderboard, request, published.board, settings)
+        published.renderings["page"] = page
+    return HTMLResponse(page)
+
+
+def _render_leaderboard(request: Request, board: Leaderboard, settings: Settings) -> bytes:
+    with new_session(write=False) as session:
+        present = set(session.scalars(select(Result.suite).distinct()))
+    suites = [*KNOWN_SUITES, *sorted(present - set(KNOWN_SUITES))]
+    if settings.suite not in suites:
+        suites.append(settings.suite)
+    return templates.TemplateResponse(
+        request,
+        "leaderboard.html",
+        {"board": board, "suites": suites, "radii": RADII},
+    ).body
+
+
+@router.get("/submit", response_class=HTMLResponse)
+def submit_page(request: Request, settings: SettingsDep) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        "submit.html",
+        {
+            "architectures": list(CATALOG.values()),
+            "max_upload_mb": settings.max_upload_mb,
+            "normalisations": [NORMALISATIONS[n] for n in FORM_NORMALISATIONS],
+            **_rule(settings),
+        },
+    )
+
+
+def _rule(settings: Settings) -> dict[str, Any]:
+    """The normalisation rule's figures for the form, from the server's suite."""
+    suite = SUITES.get(settings.suite)
+    params = suite.normalisation if suite is not None else NormalisationParams()
+    return {
+        "normalisation_images": params.images,
+        "normalisation_alpha": f"{params.alpha:g}",
+        "normalisation_gain": f"{100 * params.min_gain:g}",
+    }
+
+
+def _submission(session: Session, submission_id: int) -> Submission:
+    submission = crud.get_submission(session=session, submission_id=submission_id)
+    if submission is None:
+        raise FieldError(404, f"Submission {submission_id} not found.")
+    return submission
+
+
+def _outcome(
+    session: Session, submission: Submission, view: SubmissionPublic, *, owner: bool = False
+) -> dict[str, Any]:
+    """What the page shows once a submission has stopped: results, charts, flags or reason."""
+    results = view.results or {}
+    metrics = [
+        (key, label, results[key], params(results[key].get("params")))
+        for key, label in METRIC_ROWS
+        if isinstance(results.get(key), dict)
+    ]
+    curves = None
+    if isinstance(results.get("smoothing"), dict):
+        curves = charts.radius_curves(_sigma_series(session, submission, results["smoothing"]))
+    return {
+        "submission": view,
+        "owner": owner,
+        "results": results,
+        "metrics": metrics,
+        "bars": charts.attack_bars(results),
+        "curves": curves,
+        "flags": badges(results.get("flags") or []),
+    }
+
+
+def _sigma_series(
+    session: Session, submission: Submission, smoothing: dict[str, Any]
+) -> list[tuple[str, dict[str, float], bool]]:
+    """This submission's certified curve, and the team's best certified one per other σ."""
+    sigma = submission.sigma or (smoothing.get("params") or {}).get("sigma") or 0.0
+    series = [
+        (
+            f"σ = {sigma:g}, this submission (#{submission.id})",
+            smoothing.get("certified") or {},
+            True,
+        )
+    ]
+    others = session.execute(
+        select(Submission.id, Submission.sigma, Result.metrics["smoothing"])
+        .join(Result, Result.submission_id == Submission.id)
+        .where(
+            Submission.team_id == submission.team_id,
+            Submission.id != submission.id,
+            Result.suite == submission.suite,
+            Result.smoothing.is_not(None),
+            Submission.sigma.is_not(None),
+            Submission.sigma != submission.sigma,
+        )
+        .order_by(Submission.created_at.desc())
+        .limit(100)
+    )
+    best: dict[float, tuple[float, int, dict[str, float]]] = {}
+    for other_id, other_sigma, other in others:
+        if not isinstance(other, dict) or not other.get("certified"):
+            continue
+        quality = float(other.get("average_radius") or 0.0)  # the best per σ: largest radius
+        if other_sigma not in best or quality > best[other_sigma][0]:
+            best[other_sigma] = (quality, other_id, other["certified"])
+    for other_sigma in sorted(best)[: MAX_CURVES - 1]:
+        _, other_id, certified = best[other_sigma]
+        series.append((f"σ = {other_sigma:g}, submission #{other_id}", certified, False))
+    return series
+
+
+@router.get("/submissions/{submission_id}", response_class=HTMLResponse)
+def submission_page(
+    request: Request, submission_id: SubmissionId, session: SessionDep
+) -> HTMLResponse:
+    submission = _submission(session, submission_id)
+    view = present_submission(session, submission, owner=False)
+    return templates.TemplateResponse(
+        request, "submission.html", _outcome(session, submission, view)
+    )
+
+
+@router.get("/submissions/{submission_id}/outcome", response_class=HTMLResponse)
+def submission_outcome(
+    request: Request,
+    submission_id: SubmissionId,
+    session: SessionDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> HTMLResponse:
+    """The results part of the submission page, fetched by its script when the status changes;
+    with the owning team's token it includes the reason of a failure."""
+    submission = _submission(session, submission_id)
+    owner = is_owner(submission, authorization)
+    view = present_submission(session, submission, owner=owner)
+    return templates.TemplateResponse(
+        request, "_outcome.html", _outcome(session, submission, view, owner=owner)
+    )
+
+
+@router.get("/teams/{name:path}", response_class=HTMLResponse)
+def team_page(
+    request: Request, name: str, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    # Team names are printable text (routes/teams.py): nothing else needs a database lookup.
+    team = crud.team_by_name(session=session, name=name) if name.isprintable() else None
+    if team is None:
+        raise FieldError(404, f"Team {name!r} not found.")
+    submissions = [
+        present_submission(session, s, owner=False, settings=settings)
+        for s in crud.team_submissions(session=session, team_id=team.id)
+    ]
+    return templates.TemplateResponse(
+        request,
+        "team.html",
+        {"team": team, "submissions": submissions, "quota": quota_of(session, settings, team)},
+    )
