@@ -69,8 +69,13 @@ def fill(url: str, submissions: int, teams: int) -> None:
         session.flush()
         for i in range(submissions):
             submission = Submission(
-                team_id=team_rows[i % teams].id, arch="resnet20", stored_name=f"{i}.pth",
-                sha256="0" * 64, size_bytes=1, suite="class", status=Status.FINISHED,
+                team_id=team_rows[i % teams].id,
+                arch="resnet20",
+                stored_name=f"{i}.pth",
+                sha256="0" * 64,
+                size_bytes=1,
+                suite="class",
+                status=Status.FINISHED,
                 created_at=now - timedelta(minutes=submissions - i),
             )
             session.add(submission)
@@ -81,20 +86,26 @@ def fill(url: str, submissions: int, teams: int) -> None:
             natural = rng.uniform(0.5, 0.95)
             linf, l2 = natural * rng.uniform(0, 0.6), natural * rng.uniform(0, 0.7)
             values = {"natural": natural, "fgsm": linf * 1.1, "pgd_linf": linf, "pgd_l2": l2}
-            session.add(Result(
-                submission_id=submission.id, suite="class", suite_version="1",
-                metrics={k: {"accuracy": v, "ci95": [v - 0.03, v + 0.03], "n": 1024}
-                         for k, v in values.items()},
-                **values,
-            ))
+            session.add(
+                Result(
+                    submission_id=submission.id,
+                    suite="class",
+                    suite_version="1",
+                    metrics={
+                        k: {"accuracy": v, "ci95": [v - 0.03, v + 0.03], "n": 1024} for k, v in values.items()
+                    },
+                    **values,
+                )
+            )
 
 
 def read_wrk(url: str, seconds: float, clients: int) -> Reads:
     """Read with wrk (C, one thread): the load generator leaves the cores to the server."""
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--latency", "--timeout", "30s",
-         url],
-        capture_output=True, text=True, check=True,
+        ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--latency", "--timeout", "30s", url],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
     def field(pattern: str) -> str | None:
@@ -178,8 +189,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", default="8,32", help="concurrent clients, comma-separated")
     parser.add_argument("--workers", type=int, default=1, help="API processes (arena serve)")
-    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
-                        help="load generator: wrk when installed, else httpx")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "httpx"),
+        default="auto",
+        help="load generator: wrk when installed, else httpx",
+    )
     parser.add_argument("--database-url", default=None, help="PostgreSQL server to use")
     parser.add_argument("--path", default="/api/leaderboard", help="what to read, e.g. / (page)")
     args = parser.parse_args()
@@ -204,9 +219,13 @@ def main() -> None:
             fill(url, args.submissions, args.teams)
             filled = time.perf_counter() - started
             ranking_ms = uncached_ranking_ms()  # on the database fill() just set up
-            env = {"ARENA_HOME": str(root / "home"), "ARENA_DATABASE_URL": url,
-                   "ARENA_ADMIN_TOKEN": ADMIN_TOKEN, "ARENA_SUITE": "class",
-                   "ARENA_WEB_WORKERS": str(args.workers)}
+            env = {
+                "ARENA_HOME": str(root / "home"),
+                "ARENA_DATABASE_URL": url,
+                "ARENA_ADMIN_TOKEN": ADMIN_TOKEN,
+                "ARENA_SUITE": "class",
+                "ARENA_WEB_WORKERS": str(args.workers),
+            }
             platform = Platform(env, root, with_worker=False)
             try:
                 rows = len(httpx.get(platform.url + "/api/leaderboard").json()["rows"])
@@ -219,16 +238,24 @@ def main() -> None:
                 with admin.connect() as connection:
                     connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     backend = "PostgreSQL" if args.database_url else "SQLite"
-    print(f"# {backend}: {args.submissions} finished submissions of {args.teams} teams "
-          f"(filled in {filled:.0f} s), leaderboard of {rows} rows, {args.workers} API "
-          f"process(es), GET {args.path}, load from {client}, {args.seconds:g} s per row")
-    print(f"# ranking query without the cache: {ranking_ms:.1f} ms per read "
-          f"(at most {1000 / ranking_ms:.0f} reads/s per core)")
-    print(f"{'backend':<11} {'clients':>7} {'reads':>7} {'reads/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'errors':>6}")
+    print(
+        f"# {backend}: {args.submissions} finished submissions of {args.teams} teams "
+        f"(filled in {filled:.0f} s), leaderboard of {rows} rows, {args.workers} API "
+        f"process(es), GET {args.path}, load from {client}, {args.seconds:g} s per row"
+    )
+    print(
+        f"# ranking query without the cache: {ranking_ms:.1f} ms per read "
+        f"(at most {1000 / ranking_ms:.0f} reads/s per core)"
+    )
+    print(
+        f"{'backend':<11} {'clients':>7} {'reads':>7} {'reads/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'errors':>6}"
+    )
     for n, r in results:
-        print(f"{backend:<11} {n:>7} {r.count:>7} {r.per_second:>8.0f} {r.p50_ms:>7.1f} "
-              f"{r.p99_ms:>7.1f} {r.errors:>6}")
+        print(
+            f"{backend:<11} {n:>7} {r.count:>7} {r.per_second:>8.0f} {r.p50_ms:>7.1f} "
+            f"{r.p99_ms:>7.1f} {r.errors:>6}"
+        )
 
 
 if __name__ == "__main__":

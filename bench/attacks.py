@@ -73,15 +73,24 @@ def _pair(model: nn.Module, kind: str, params: PGDParams | float) -> tuple[Run, 
     reference = torchattacks.PGD if kind == "linf" else torchattacks.PGDL2
     theirs = reference(model, eps=params.eps, alpha=params.step_size, steps=params.steps, random_start=True)
     ours = PGD(
-        judge, make_ball(params.threat, params.eps), steps=params.steps, step_size=params.step_size,
-        loss=Loss.CE, random_start=True,
+        judge,
+        make_ball(params.threat, params.eps),
+        steps=params.steps,
+        step_size=params.step_size,
+        loss=Loss.CE,
+        random_start=True,
     )
     return _theirs(model, theirs), _ours(ours)
 
 
 def compare(
-    model: nn.Module, images: Tensor, labels: Tensor, kind: str, params: PGDParams | float,
-    repeats: int, device: torch.device,
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    kind: str,
+    params: PGDParams | float,
+    repeats: int,
+    device: torch.device,
 ) -> dict[str, float]:
     """Fastest time and robust accuracy of each side, the same seed before every run."""
     runs = dict(zip(("theirs", "ours"), _pair(model, kind, params), strict=True))
@@ -93,12 +102,17 @@ def compare(
             seconds, robust = timed(lambda side=side: _batched(runs[side], images, labels), device)
             best[side] = min(best.get(side, float("inf")), seconds)
             accuracy.setdefault(side, float(robust.mean()))
-    return {"theirs_s": best["theirs"], "ours_s": best["ours"],
-            "theirs_acc": accuracy["theirs"], "ours_acc": accuracy["ours"]}
+    return {
+        "theirs_s": best["theirs"],
+        "ours_s": best["ours"],
+        "theirs_acc": accuracy["theirs"],
+        "ours_acc": accuracy["ours"],
+    }
 
 
-def ensemble(model: nn.Module, images: Tensor, labels: Tensor, params: PGDParams,
-             device: torch.device) -> tuple[float, float]:
+def ensemble(
+    model: nn.Module, images: Tensor, labels: Tensor, params: PGDParams, device: torch.device
+) -> tuple[float, float]:
     """Seconds and worst-case accuracy of the suite's whole ensemble for one threat model."""
     judge = Classifier(model)
     attacks = Ensemble(judge, params)
@@ -128,8 +142,10 @@ def main() -> None:
     l2 = PGDParams(ThreatModel.L2, eps=0.5, step_size=0.1, steps=args.steps)
     images, labels = cifar10("test", args.images)
     images, labels = images.to(device), labels.to(device)
-    builders = {"resnet20": lambda: resnet20().to(device).eval(),
-                "robust": lambda: robust_cnn(device, retrain=args.retrain)}
+    builders = {
+        "resnet20": lambda: resnet20().to(device).eval(),
+        "robust": lambda: robust_cnn(device, retrain=args.retrain),
+    }
     print(f"machine: {machine(device)}; {len(images)} test images, batches of {BATCH}\n", flush=True)
     rows, ensemble_rows = [], []
     for name in args.models.split(","):
@@ -141,11 +157,19 @@ def main() -> None:
                 ("l2", "PGD ℓ2", l2, f"ε 0.5, {args.steps} × 0.1"),
             ):
                 r = compare(model, images, labels, kind, params, args.repeats, device)
-                rows.append([
-                    name, label, budget, f"{r['theirs_s']:.2f}", f"{r['ours_s']:.2f}",
-                    f"{r['theirs_s'] / r['ours_s']:.2f}×", f"{100 * r['theirs_acc']:.1f}%",
-                    f"{100 * r['ours_acc']:.1f}%", "yes" if r["ours_acc"] <= r["theirs_acc"] else "NO",
-                ])
+                rows.append(
+                    [
+                        name,
+                        label,
+                        budget,
+                        f"{r['theirs_s']:.2f}",
+                        f"{r['ours_s']:.2f}",
+                        f"{r['theirs_s'] / r['ours_s']:.2f}×",
+                        f"{100 * r['theirs_acc']:.1f}%",
+                        f"{100 * r['ours_acc']:.1f}%",
+                        "yes" if r["ours_acc"] <= r["theirs_acc"] else "NO",
+                    ]
+                )
                 print(" | ".join(rows[-1]), flush=True)
             if not args.no_ensemble:
                 for label, params in (("ℓ∞", suite.pgd_linf), ("ℓ2", suite.pgd_l2)):
@@ -153,11 +177,27 @@ def main() -> None:
                     ensemble_rows.append([name, label, f"{seconds:.2f}", f"{100 * accuracy:.1f}%"])
                     print(" | ".join(ensemble_rows[-1]), flush=True)
     print()
-    print(table(["model", "attack", "budget", "torchattacks s", "ours s", "speed-up",
-                 "torchattacks robust acc", "ours robust acc", "as strong"], rows))
+    print(
+        table(
+            [
+                "model",
+                "attack",
+                "budget",
+                "torchattacks s",
+                "ours s",
+                "speed-up",
+                "torchattacks robust acc",
+                "ours robust acc",
+                "as strong",
+            ],
+            rows,
+        )
+    )
     if ensemble_rows:
-        print("\nThe class suite's full ensemble per threat model "
-              "(PGD-CE, PGD-margin, 3 targeted, 20 noise draws):\n")
+        print(
+            "\nThe class suite's full ensemble per threat model "
+            "(PGD-CE, PGD-margin, 3 targeted, 20 noise draws):\n"
+        )
         print(table(["model", "threat", "ensemble s", "ensemble robust acc"], ensemble_rows))
 
 

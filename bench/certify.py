@@ -140,8 +140,11 @@ def main() -> None:
     model = resnet20().to(device).eval() if args.model == "resnet20" else robust_cnn(device)
     samples = args.images * (args.n0 + args.n)
     print(f"machine: {machine(device)}")
-    print(f"{args.model}, {args.images} test images, σ = {args.sigma}, N0 = {args.n0}, N = {args.n}, "
-          f"α = {args.alpha}, batches of {args.batch}: {samples} noisy samples per side\n", flush=True)
+    print(
+        f"{args.model}, {args.images} test images, σ = {args.sigma}, N0 = {args.n0}, N = {args.n}, "
+        f"α = {args.alpha}, batches of {args.batch}: {samples} noisy samples per side\n",
+        flush=True,
+    )
     results = {}
     with frozen(model):
         for name, run in (("reference", reference_certify), ("ours", our_certify)):
@@ -153,19 +156,27 @@ def main() -> None:
     rows = []
     for name, (seconds, (prediction, radius)) in results.items():
         certified = [float(((prediction == y) & (radius >= r)).double().mean()) for r in (0.0, 0.25, 0.5)]
-        rows.append([name, f"{seconds:.1f}", f"{samples / seconds:,.0f}",
-                     *(f"{100 * c:.1f}%" for c in certified),
-                     f"{float(torch.where(prediction == y, radius, 0.0).mean()):.4f}"])
+        rows.append(
+            [
+                name,
+                f"{seconds:.1f}",
+                f"{samples / seconds:,.0f}",
+                *(f"{100 * c:.1f}%" for c in certified),
+                f"{float(torch.where(prediction == y, radius, 0.0).mean()):.4f}",
+            ]
+        )
     ratio = results["reference"][0] / results["ours"][0]
     rows[-1][2] += f" ({ratio:.2f}×)"
     print()
     print(table(["CERTIFY", "seconds", "samples/s", "cert. acc r=0", "r=0.25", "r=0.5", "mean radius"], rows))
     a = agreement(args.sigma, args.n, results["reference"][1], results["ours"][1])
     equivalent = a["max_z"] <= a["z_bound"]
-    print(f"\nsame prediction (class or abstain) on {100 * a['same']:.1f}% of images; radius "
-          f"difference (ours − reference) {a['mean_diff']:+.4f} ± {1.96 * a['mean_diff_se']:.4f} (95%); "
-          f"largest per-image difference {a['max_z']:.2f} sampling errors (bound {a['z_bound']:.2f}): "
-          f"{'statistically equivalent' if equivalent else 'NOT equivalent'}")
+    print(
+        f"\nsame prediction (class or abstain) on {100 * a['same']:.1f}% of images; radius "
+        f"difference (ours − reference) {a['mean_diff']:+.4f} ± {1.96 * a['mean_diff_se']:.4f} (95%); "
+        f"largest per-image difference {a['max_z']:.2f} sampling errors (bound {a['z_bound']:.2f}): "
+        f"{'statistically equivalent' if equivalent else 'NOT equivalent'}"
+    )
 
 
 if __name__ == "__main__":

@@ -47,11 +47,28 @@ def main() -> None:
     project, eval_set = resnet20_project(), class_split()
     bin_dir = Path(sys.executable).parent
     commands = {
-        "arena evaluate": [str(bin_dir / "arena"), "evaluate", str(project), "--suite", args.suite,
-                           "--limit", str(args.images), "--eval-set", str(eval_set),
-                           "--device", "cpu", "--json"],
-        "torchattacks script": [sys.executable, str(ROOT / "bench" / "torchattacks_class.py"),
-                                str(project), str(eval_set), "--limit", str(args.images)],
+        "arena evaluate": [
+            str(bin_dir / "arena"),
+            "evaluate",
+            str(project),
+            "--suite",
+            args.suite,
+            "--limit",
+            str(args.images),
+            "--eval-set",
+            str(eval_set),
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        "torchattacks script": [
+            sys.executable,
+            str(ROOT / "bench" / "torchattacks_class.py"),
+            str(project),
+            str(eval_set),
+            "--limit",
+            str(args.images),
+        ],
     }
     seconds: dict[str, list[float]] = {side: [] for side in commands}
     accuracy: dict[str, dict[str, float]] = {}
@@ -61,20 +78,31 @@ def main() -> None:
             elapsed, out = run(commands[side])
             seconds[side].append(elapsed)
             result = json.loads(out.strip().splitlines()[-1])
-            accuracy[side] = {k: float(result[k]["accuracy"] if isinstance(result[k], dict)
-                                       else result[k]) for k in KEYS}
+            accuracy[side] = {
+                k: float(result[k]["accuracy"] if isinstance(result[k], dict) else result[k]) for k in KEYS
+            }
             print(f"run {repeat + 1}: {side}: {elapsed:.2f} s", flush=True)
     ours, theirs = (statistics.median(seconds[s]) for s in commands)
-    print(f"\n{args.images} class-split images, {args.suite} suite, {args.runs} runs per side "
-          f"(alternating), medians:\n")
-    rows = [[side, f"{statistics.median(seconds[side]):.2f}",
-             " ".join(f"{s:.1f}" for s in seconds[side]),
-             *(f"{100 * accuracy[side][k]:.2f}%" for k in KEYS)] for side in commands]
+    print(
+        f"\n{args.images} class-split images, {args.suite} suite, {args.runs} runs per side "
+        f"(alternating), medians:\n"
+    )
+    rows = [
+        [
+            side,
+            f"{statistics.median(seconds[side]):.2f}",
+            " ".join(f"{s:.1f}" for s in seconds[side]),
+            *(f"{100 * accuracy[side][k]:.2f}%" for k in KEYS),
+        ]
+        for side in commands
+    ]
     print(table(["process", "median s", "runs s", *KEYS], rows))
     weaker = [k for k in KEYS[1:] if accuracy["arena evaluate"][k] > accuracy["torchattacks script"][k]]
     verdict = "yes" if not weaker else f"NO ({', '.join(weaker)})"
-    print(f"\nratio (arena evaluate / torchattacks script): {ours / theirs:.2f}×; "
-          f"every robust accuracy equal or lower: {verdict}")
+    print(
+        f"\nratio (arena evaluate / torchattacks script): {ours / theirs:.2f}×; "
+        f"every robust accuracy equal or lower: {verdict}"
+    )
 
 
 if __name__ == "__main__":

@@ -40,9 +40,11 @@ class Tally:
     def row(self, name: str, seconds: float) -> str:
         lat = sorted(self.latencies) or [0.0]
         p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-        return (f"{name:<12} {len(self.latencies):>8} {len(self.latencies) / seconds:>9.1f} "
-                f"{1000 * statistics.median(lat):>9.1f} {1000 * p99:>9.1f} {self.errors:>7}  "
-                f"{dict(sorted(self.codes.items()))}")
+        return (
+            f"{name:<12} {len(self.latencies):>8} {len(self.latencies) / seconds:>9.1f} "
+            f"{1000 * statistics.median(lat):>9.1f} {1000 * p99:>9.1f} {self.errors:>7}  "
+            f"{dict(sorted(self.codes.items()))}"
+        )
 
 
 async def reader(client: httpx.AsyncClient, url: str, stop: float, tally: Tally) -> None:
@@ -55,14 +57,18 @@ async def reader(client: httpx.AsyncClient, url: str, stop: float, tally: Tally)
             tally.record(started, None)
 
 
-async def uploader(client: httpx.AsyncClient, url: str, token: str, payload: bytes,
-                   stop: float, tally: Tally) -> None:
+async def uploader(
+    client: httpx.AsyncClient, url: str, token: str, payload: bytes, stop: float, tally: Tally
+) -> None:
     while time.perf_counter() < stop:
         started = time.perf_counter()
         try:
             response = await client.post(
-                url + "/api/submissions", headers={"Authorization": f"Bearer {token}"},
-                data={"arch": "lenet"}, files={"checkpoint": ("m.pth", payload)}, timeout=120,
+                url + "/api/submissions",
+                headers={"Authorization": f"Bearer {token}"},
+                data={"arch": "lenet"},
+                files={"checkpoint": ("m.pth", payload)},
+                timeout=120,
             )
             tally.record(started, response.status_code)
         except httpx.HTTPError:
@@ -70,8 +76,9 @@ async def uploader(client: httpx.AsyncClient, url: str, token: str, payload: byt
         await asyncio.sleep(0.5)
 
 
-async def drive(platform: Platform, tokens: list[str], payload: bytes, readers: int,
-                seconds: float) -> tuple[Tally, Tally, float]:
+async def drive(
+    platform: Platform, tokens: list[str], payload: bytes, readers: int, seconds: float
+) -> tuple[Tally, Tally, float]:
     reads, uploads = Tally(), Tally()
     limits = httpx.Limits(max_connections=readers + len(tokens) + 10)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
@@ -125,8 +132,10 @@ def main() -> None:
         finally:
             platform.stop()
     backend = "PostgreSQL/Redis" if "ARENA_DATABASE_URL" in env else "SQLite/SQLAlchemy broker"
-    print(f"# {args.readers} readers + {args.uploaders} uploaders for {elapsed:.0f} s on {backend};"
-          f" evaluation running meanwhile (status at the end: {status['status']})")
+    print(
+        f"# {args.readers} readers + {args.uploaders} uploaders for {elapsed:.0f} s on {backend};"
+        f" evaluation running meanwhile (status at the end: {status['status']})"
+    )
     print(f"{'kind':<12} {'requests':>8} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}  codes")
     print(reads.row("leaderboard", elapsed))
     print(uploads.row("upload", elapsed))

@@ -18,7 +18,13 @@ from torch import Tensor, nn
 from bench.fixtures import CACHE, cifar10
 
 RECIPE = {
-    "arch": "small-cnn-2", "epochs": 30, "batch": 128, "eps": 8 / 255, "step": 10 / 255, "lr": 0.2, "seed": 0,
+    "arch": "small-cnn-2",
+    "epochs": 30,
+    "batch": 128,
+    "eps": 8 / 255,
+    "step": 10 / 255,
+    "lr": 0.2,
+    "seed": 0,
 }
 _KEY = hashlib.sha256(repr(sorted(RECIPE.items())).encode()).hexdigest()[:12]
 CACHE_FILE = CACHE / f"robust-cnn-{_KEY}.pt"
@@ -34,8 +40,12 @@ class SmallCNN(nn.Module):
             return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
         self.features = nn.Sequential(
-            *block(3, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2),
-            *block(64, 64), nn.MaxPool2d(2),
+            *block(3, 32),
+            nn.MaxPool2d(2),
+            *block(32, 64),
+            nn.MaxPool2d(2),
+            *block(64, 64),
+            nn.MaxPool2d(2),
         )
         self.linear = nn.Linear(64 * 4 * 4, num_classes)
 
@@ -93,6 +103,9 @@ def train(model: nn.Module, device: torch.device) -> None:
             optimizer.step()
             schedule.step()
             hits += int((logits.argmax(1) == y).sum())
-        print(f"  robust CNN epoch {epoch + 1}/{r['epochs']}: adversarial train accuracy "
-              f"{hits / len(images):.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"  robust CNN epoch {epoch + 1}/{r['epochs']}: adversarial train accuracy "
+            f"{hits / len(images):.3f} ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
     model.eval()

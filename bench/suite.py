@@ -170,8 +170,9 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=None, help="also certify with smoothing at this σ")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--project", default=None, help="a class-format project folder")
-    source.add_argument("--arch", default=None, help="a zoo network at its initial weights, "
-                        "on images labelled by itself")
+    source.add_argument(
+        "--arch", default=None, help="a zoo network at its initial weights, on images labelled by itself"
+    )
     parser.add_argument("--no-startup", action="store_true", help="skip timing a fresh interpreter")
     args = parser.parse_args()
     from worker.data import load_eval_set
@@ -192,8 +193,11 @@ def main() -> None:
     if labeller is not None:
         labels = labeller(images)
     rows.append(("evaluation set", time.perf_counter() - start))
-    print(f"suite {suite.name} v{suite.version}, {name}, {len(images)} images"
-          f"{f', σ = {args.sigma}' if args.sigma else ''}\n", flush=True)
+    print(
+        f"suite {suite.name} v{suite.version}, {name}, {len(images)} images"
+        f"{f', σ = {args.sigma}' if args.sigma else ''}\n",
+        flush=True,
+    )
     clock = StageClock(device)
     attacks = time_attacks(clock)
     start = time.perf_counter()
@@ -201,8 +205,17 @@ def main() -> None:
     surrogate = None if loaded.surrogate is None else loaded.surrogate.to(device)
     passes = PassCounter(model, surrogate)
     clock.since = time.perf_counter()
-    result = evaluate(model, images, labels, suite, sigma=args.sigma, surrogate=surrogate,
-                      device=device, seed=0, progress=clock)
+    result = evaluate(
+        model,
+        images,
+        labels,
+        suite,
+        sigma=args.sigma,
+        surrogate=surrogate,
+        device=device,
+        seed=0,
+        progress=clock,
+    )
     clock(None)
     engine = time.perf_counter() - start
     start = time.perf_counter()
@@ -212,9 +225,11 @@ def main() -> None:
     rows += list(clock.seconds.items())
     rows.append(("writing (result JSON)", writing))
     total = sum(seconds for _, seconds in rows)
-    fixed = sum(seconds for stage, seconds in rows
-                if stage.split(" ")[0] in ("start-up", "loading", "evaluation", "probes", "natural",
-                                           "writing"))
+    fixed = sum(
+        seconds
+        for stage, seconds in rows
+        if stage.split(" ")[0] in ("start-up", "loading", "evaluation", "probes", "natural", "writing")
+    )
     lines = []
     for stage, seconds in rows:
         metric = result.get(stage, {})
@@ -222,16 +237,30 @@ def main() -> None:
         for key, part in attacks.items():
             if key.startswith(f"{stage}/"):
                 figure = metric.get("attacks", {}).get(key.split("/", 1)[1])
-                lines.append([f"  {key}", f"{part:.2f}", f"{100 * part / total:.0f}%",
-                              "" if figure is None else f"{100 * figure:.2f}%"])
-    lines.append(["outside attacks (start-up, loading, set, probes, natural, writing)",
-                  f"{fixed:.2f}", f"{100 * fixed / total:.0f}%", ""])
+                lines.append(
+                    [
+                        f"  {key}",
+                        f"{part:.2f}",
+                        f"{100 * part / total:.0f}%",
+                        "" if figure is None else f"{100 * figure:.2f}%",
+                    ]
+                )
+    lines.append(
+        [
+            "outside attacks (start-up, loading, set, probes, natural, writing)",
+            f"{fixed:.2f}",
+            f"{100 * fixed / total:.0f}%",
+            "",
+        ]
+    )
     lines.append(["total", f"{total:.2f}", "100%", ""])
     print(table(["stage", "seconds", "share", "accuracy"], lines))
-    print(f"\nengine only: {engine:.2f} s, {engine / len(images):.3f} s per image; "
-          f"forward passes per image: {passes.plain / len(images):.1f} without a graph, "
-          f"{passes.graph / len(images):.1f} with one, backward passes per image: "
-          f"{passes.backward / len(images):.1f}; model: {json.dumps(result['model'])}")
+    print(
+        f"\nengine only: {engine:.2f} s, {engine / len(images):.3f} s per image; "
+        f"forward passes per image: {passes.plain / len(images):.1f} without a graph, "
+        f"{passes.graph / len(images):.1f} with one, backward passes per image: "
+        f"{passes.backward / len(images):.1f}; model: {json.dumps(result['model'])}"
+    )
 
 
 def _accuracy(metric: dict[str, Any]) -> str:

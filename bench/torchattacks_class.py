@@ -48,8 +48,9 @@ def main() -> None:
         "pgd_l2": torchattacks.PGDL2(model, eps=0.5, alpha=0.1, steps=20, random_start=True),
     }
     with torch.no_grad():
-        clean = torch.cat([model(x).argmax(1) == y
-                           for x, y in zip(images.split(BATCH), labels.split(BATCH), strict=True)])
+        clean = torch.cat(
+            [model(x).argmax(1) == y for x, y in zip(images.split(BATCH), labels.split(BATCH), strict=True)]
+        )
     out = {"natural": float(clean.float().mean())}
     for name, attack in attacks.items():
         torch.manual_seed(SEEDS[name])

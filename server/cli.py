@@ -25,7 +25,10 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-worker", is_flag=True, help="Run the API only (workers run elsewhere).")
 @click.option(
-    "--workers", "web_workers", type=click.IntRange(min=1), default=None,
+    "--workers",
+    "web_workers",
+    type=click.IntRange(min=1),
+    default=None,
     help="API processes (default ARENA_WEB_WORKERS, 1).",
 )
 def serve(host: str, port: int, no_worker: bool, web_workers: int | None) -> None:
@@ -139,8 +142,12 @@ def _build_cifar10(path: Path, *, split: str, count: int | None) -> Path:
 @main.command()
 @click.option("--concurrency", default=1, show_default=True, help="Evaluations at once.")
 @click.option("--loglevel", default="info", show_default=True)
-@click.option("--skip-timing", is_flag=True, hidden=True,
-              help="Do not time the reference network (arena serve just did).")
+@click.option(
+    "--skip-timing",
+    is_flag=True,
+    hidden=True,
+    help="Do not time the reference network (arena serve just did).",
+)
 def worker(concurrency: int, loglevel: str, skip_timing: bool) -> None:
     """Run a Celery worker that evaluates queued submissions."""
     _ensure_eval_set()
@@ -153,8 +160,14 @@ def worker(concurrency: int, loglevel: str, skip_timing: bool) -> None:
         time_reference()  # this device's speed, for wait estimates before any evaluation
     pool = "solo" if concurrency == 1 else "threads"
     app.worker_main(
-        ["worker", f"--loglevel={loglevel}", f"--pool={pool}", f"--concurrency={concurrency}",
-         "--without-gossip", "--without-mingle"]
+        [
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
     )
 
 
@@ -186,15 +199,22 @@ def team() -> None:
 
 @team.command("create")
 @click.argument("name", required=False)
-@click.option("--from-csv", "csv_file", type=click.File("r", encoding="utf-8-sig"), default=None,
-              help="Create a team per row of this CSV (first column: the name; '-' reads stdin).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="With --from-csv: write name,token rows here instead of printing them.")
+@click.option(
+    "--from-csv",
+    "csv_file",
+    type=click.File("r", encoding="utf-8-sig"),
+    default=None,
+    help="Create a team per row of this CSV (first column: the name; '-' reads stdin).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --from-csv: write name,token rows here instead of printing them.",
+)
 @click.option("--baseline", is_flag=True, help="An organiser's reference entry.")
 @click.option("--json", "as_json", is_flag=True)
-def team_create(
-    name: str | None, csv_file: Any, out: Path | None, baseline: bool, as_json: bool
-) -> None:
+def team_create(name: str | None, csv_file: Any, out: Path | None, baseline: bool, as_json: bool) -> None:
     """Create a team (or one per CSV row) and print its API token (shown only once)."""
     from server.state import crud
     from server.state.db import session_scope
@@ -212,8 +232,7 @@ def team_create(
     upgrade()
     with session_scope() as session:
         taken = [
-            team.name for each in names
-            if (team := crud.team_like(session=session, name=each)) is not None
+            team.name for each in names if (team := crud.team_like(session=session, name=each)) is not None
         ]
         if taken and csv_file is None:
             raise click.ClickException(f"A team named {taken[0]!r} already exists.")
@@ -237,8 +256,9 @@ def team_create(
     elif as_json:
         click.echo(json.dumps(created[0]))
     else:
-        click.echo(f"Team {name!r} created (id {created[0]['id']}). Token (shown once):\n"
-                   f"{created[0]['token']}")
+        click.echo(
+            f"Team {name!r} created (id {created[0]['id']}). Token (shown once):\n{created[0]['token']}"
+        )
 
 
 def _names_from_csv(handle: Any) -> list[str]:
@@ -338,8 +358,10 @@ def queue() -> None:
             if row.status == Status.RUNNING:
                 progress = row.progress or {}
                 since = (now - (row.started_at or now)).total_seconds()
-                state = (f"running {progress.get('stage', '')} "
-                         f"{progress.get('done', 0)}/{progress.get('total', 0)} for {since:.0f} s")
+                state = (
+                    f"running {progress.get('stage', '')} "
+                    f"{progress.get('done', 0)}/{progress.get('total', 0)} for {since:.0f} s"
+                )
             elif row.status == Status.QUEUED:
                 place += 1
                 state = f"queued #{place}"
@@ -368,7 +390,9 @@ def _triple(raw: str | None) -> list[float] | None:
 @click.option("--mean", default=None, help="Input normalisation mean, e.g. 0.5,0.5,0.5.")
 @click.option("--std", default=None, help="Input normalisation std.")
 @click.option(
-    "--normalisation", type=click.Choice(["auto", "as-declared"]), default="auto",
+    "--normalisation",
+    type=click.Choice(["auto", "as-declared"]),
+    default="auto",
     show_default=True,
     help="auto: check the normalisation first (switch an undeclared one, stop on a beaten "
     "declaration); as-declared: keep it as given.",
@@ -378,9 +402,17 @@ def _triple(raw: str | None) -> list[float] | None:
 @click.option("--device", default=None, help="auto, cpu or cuda (default ARENA_DEVICE).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON only.")
 def evaluate(
-    checkpoint: Path, arch: str, suite: str | None, sigma: float | None, mean: str | None,
-    std: str | None, normalisation: str, limit: int | None, eval_set: Path | None,
-    device: str | None, as_json: bool,
+    checkpoint: Path,
+    arch: str,
+    suite: str | None,
+    sigma: float | None,
+    mean: str | None,
+    std: str | None,
+    normalisation: str,
+    limit: int | None,
+    eval_set: Path | None,
+    device: str | None,
+    as_json: bool,
 ) -> None:
     """Evaluate a checkpoint locally, exactly as the server does.
 
@@ -410,8 +442,14 @@ def evaluate(
 
             loaded = load_model(checkpoint, arch=arch, mean=_triple(mean), std=_triple(std))
         results = evaluate_loaded(
-            loaded, eval_set=eval_path, suite=suite or settings.suite, sigma=sigma, limit=limit,
-            device=device or settings.device, progress=progress, normalisation=normalisation,
+            loaded,
+            eval_set=eval_path,
+            suite=suite or settings.suite,
+            sigma=sigma,
+            limit=limit,
+            device=device or settings.device,
+            progress=progress,
+            normalisation=normalisation,
         )
     except (CheckpointError, NormalisationRejected) as error:
         raise click.ClickException(str(error)) from None
@@ -425,8 +463,10 @@ def evaluate(
         if key in results:
             entry = results[key]
             low, high = entry["ci95"]
-            click.echo(f"{key:>10}: {100 * entry['accuracy']:6.2f}%  "
-                       f"(95% CI {100 * low:.1f}–{100 * high:.1f}, n={entry['n']})")
+            click.echo(
+                f"{key:>10}: {100 * entry['accuracy']:6.2f}%  "
+                f"(95% CI {100 * low:.1f}–{100 * high:.1f}, n={entry['n']})"
+            )
     for flag in results.get("flags", []):
         click.echo(f"flag {flag['code']}: {flag['message']}")
 
@@ -465,11 +505,20 @@ def data() -> None:
 
 
 @data.command("cifar10")
-@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
-              help="train: the class protocol's set; test: a held-out set.")
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test"]),
+    default="train",
+    show_default=True,
+    help="train: the class protocol's set; test: a held-out set.",
+)
 @click.option("--count", type=int, default=1024, show_default=True, help="0 for all images.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Default: ARENA_EVAL_SET, else ARENA_HOME/cifar10-class.npz.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Default: ARENA_EVAL_SET, else ARENA_HOME/cifar10-class.npz.",
+)
 def data_cifar10(split: str, count: int, out: Path | None) -> None:
     """Download CIFAR-10 with torchvision and write the evaluation .npz."""
     settings = get_settings()
@@ -486,11 +535,13 @@ def data_cifar10(split: str, count: int, out: Path | None) -> None:
 @click.option("--images-key", default="images", show_default=True)
 @click.option("--labels-key", default="labels", show_default=True)
 @click.option("--count", type=int, default=None, help="Keep only the first N images.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Default: ARENA_EVAL_SET, else ARENA_HOME/cifar10-class.npz.")
-def data_import(
-    source: Path, images_key: str, labels_key: str, count: int | None, out: Path | None
-) -> None:
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Default: ARENA_EVAL_SET, else ARENA_HOME/cifar10-class.npz.",
+)
+def data_import(source: Path, images_key: str, labels_key: str, count: int | None, out: Path | None) -> None:
     """Import arrays from an .npz you already have (e.g. the official batches' rows)."""
     import numpy as np
 

@@ -108,8 +108,12 @@ class Supervisor:
                 worker.start()
         elif worker.proc.poll() is not None:
             delay = worker.schedule_restart()
-            log.error("the worker (pid %s) exited with status %s; starting it again in %g s",
-                      worker.proc.pid, worker.proc.returncode, delay)
+            log.error(
+                "the worker (pid %s) exited with status %s; starting it again in %g s",
+                worker.proc.pid,
+                worker.proc.returncode,
+                delay,
+            )
 
     def stop(self, children: list[Child]) -> None:
         """SIGTERM to every child at once, SIGKILL to any left after ``STOP_GRACE``."""

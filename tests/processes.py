@@ -28,7 +28,7 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return fields[0], int(fields[1]), int(fields[2])
 
 
@@ -190,8 +190,9 @@ class Platform:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def wait_for(self, submission_id: int, token: str, timeout: float = 600,
-                 statuses: set[str] = TERMINAL) -> dict:
+    def wait_for(
+        self, submission_id: int, token: str, timeout: float = 600, statuses: set[str] = TERMINAL
+    ) -> dict:
         deadline = time.monotonic() + timeout
         body: dict = {}
         while time.monotonic() < deadline:

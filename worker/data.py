@@ -10,7 +10,16 @@ import numpy as np
 import torch
 
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 
 
@@ -26,9 +35,7 @@ def to_nchw(images: np.ndarray) -> np.ndarray:
         return images.transpose(0, 3, 1, 2)
     if images.ndim == 4 and images.shape[1:] == (3, 32, 32):
         return images
-    raise EvalSetError(
-        f"images has shape {images.shape}; expected (N, 32, 32, 3) or (N, 3072) uint8."
-    )
+    raise EvalSetError(f"images has shape {images.shape}; expected (N, 32, 32, 3) or (N, 3072) uint8.")
 
 
 def load_eval_set(path: Path, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,9 +61,7 @@ def save_eval_set(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
     """Write an evaluation set in torchvision's (N, 32, 32, 3) layout."""
     nchw = to_nchw(np.asarray(images, dtype=np.uint8))
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        path, images=nchw.transpose(0, 2, 3, 1), labels=np.asarray(labels, dtype=np.int64)
-    )
+    np.savez_compressed(path, images=nchw.transpose(0, 2, 3, 1), labels=np.asarray(labels, dtype=np.int64))
 
 
 def download_cifar10(path: Path, *, split: str, count: int | None, cache: Path) -> Path:

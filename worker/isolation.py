@@ -34,13 +34,21 @@ from worker.protocol import Message, read_messages
 log = logging.getLogger(__name__)
 
 PASSED_ENV = (
-    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-    "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH",
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
+    "NVIDIA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH",
 )
 """The only variables of the platform's environment a child sees."""
 
-SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/opt", "/proc",
-               "/sys")
+SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/opt", "/proc", "/sys")
 PACKAGES = ("models", "worker")
 OUTPUT_TAIL_BYTES = 8192
 
@@ -56,8 +64,12 @@ class Limits:
 
     def rlimits(self) -> dict[str, int]:
         mib = 1024 * 1024
-        return {"address_space": self.address_space_mb * mib, "file_size": self.file_size_mb * mib,
-                "open_files": self.open_files, "processes": self.processes}
+        return {
+            "address_space": self.address_space_mb * mib,
+            "file_size": self.file_size_mb * mib,
+            "open_files": self.open_files,
+            "processes": self.processes,
+        }
 
 
 def sandbox_ids(user: str) -> tuple[int, int]:
@@ -72,11 +84,16 @@ def sandbox_ids(user: str) -> tuple[int, int]:
 def _read_paths() -> list[str]:
     """What a child may read: the system, the interpreter, the environment, the project."""
     here = Path(__file__).resolve().parent.parent
-    paths = [*SYSTEM_READ, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable)),
-             *(here / package for package in PACKAGES),
-             *(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib",
-                                                      "platlib"))]
+    paths = [
+        *SYSTEM_READ,
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+        *(here / package for package in PACKAGES),
+        *(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")),
+    ]
     resolved = {os.path.realpath(path) for path in paths if os.path.exists(path)}
     return sorted(resolved)
 
@@ -84,8 +101,11 @@ def _read_paths() -> list[str]:
 def child_env(scratch: Path, extra: Mapping[str, str]) -> dict[str, str]:
     env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
     env.update(
-        HOME=str(scratch), TMPDIR=str(scratch), XDG_CACHE_HOME=str(scratch / ".cache"),
-        TORCH_HOME=str(scratch / "torch"), TORCH_FORCE_WEIGHTS_ONLY_LOAD="1",
+        HOME=str(scratch),
+        TMPDIR=str(scratch),
+        XDG_CACHE_HOME=str(scratch / ".cache"),
+        TORCH_HOME=str(scratch / "torch"),
+        TORCH_FORCE_WEIGHTS_ONLY_LOAD="1",
     )
     env.update(extra)
     return env
@@ -120,8 +140,14 @@ class Sandbox:
     it. Leaving the block kills the child if it still runs and removes the scratch directory.
     """
 
-    def __init__(self, *, files: Sequence[Path] = (), limits: Limits = Limits(),
-                 user: str = "arena-sandbox", env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        files: Sequence[Path] = (),
+        limits: Limits = Limits(),
+        user: str = "arena-sandbox",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.files, self.limits, self.user, self.extra_env = list(files), limits, user, env or {}
         self.fds: list[int] = []
         self.process: subprocess.Popen[bytes] | None = None
@@ -144,16 +170,33 @@ class Sandbox:
     def start(self, args: Sequence[str], *, report_fd: int | None = None) -> None:
         """Run ``python -I ARGS`` confined; the child finds the files at ``self.fds``."""
         policy = {
-            "uid": self.uid, "gid": self.gid, "parent": os.getpid(), "report_fd": report_fd,
-            "read": [*_read_paths(), *self.fds], "write": [str(self.scratch)], "devices": ["/dev"],
+            "uid": self.uid,
+            "gid": self.gid,
+            "parent": os.getpid(),
+            "report_fd": report_fd,
+            "read": [*_read_paths(), *self.fds],
+            "write": [str(self.scratch)],
+            "devices": ["/dev"],
             "limits": self.limits.rlimits(),
         }
         passed = [*self.fds, self.message_fd, *([report_fd] if report_fd is not None else [])]
-        command = [sys.executable, "-I", "-m", "worker.confine", json.dumps(policy),
-                   sys.executable, "-I", *args]
+        command = [
+            sys.executable,
+            "-I",
+            "-m",
+            "worker.confine",
+            json.dumps(policy),
+            sys.executable,
+            "-I",
+            *args,
+        ]
         self.process = subprocess.Popen(
-            command, cwd=self.scratch, env=child_env(self.scratch, self.extra_env),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            command,
+            cwd=self.scratch,
+            env=child_env(self.scratch, self.extra_env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             pass_fds=passed,
         )
         os.close(self.message_fd)
@@ -186,8 +229,12 @@ class Sandbox:
             self.process.wait()
             printed = self.output()
             if printed.strip():
-                log.info("child %d exited with %s; its last output:\n%s", self.process.pid,
-                         self.process.returncode, printed)
+                log.info(
+                    "child %d exited with %s; its last output:\n%s",
+                    self.process.pid,
+                    self.process.returncode,
+                    printed,
+                )
         for fd in [*self.fds, getattr(self, "_read_end", -1), getattr(self, "message_fd", -1)]:
             if fd >= 0:
                 os.close(fd)
@@ -206,8 +253,13 @@ class LayerReport:
         return f"active: {', '.join(self.active)}; missing: {missing or 'none'}"
 
 
-PARENT_LAYERS = ["scratch working directory", "python -I", "environment allowlist",
-                 "files passed as descriptors", "message pipe"]
+PARENT_LAYERS = [
+    "scratch working directory",
+    "python -I",
+    "environment allowlist",
+    "files passed as descriptors",
+    "message pipe",
+]
 
 
 @cache
@@ -242,4 +294,3 @@ def log_layers(user: str, who: str) -> LayerReport:
     level = logging.WARNING if report.missing else logging.INFO
     log.log(level, "%s children are isolated by %s", who, report.describe())
     return report
-

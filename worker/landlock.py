@@ -63,8 +63,7 @@ def _handled_fs(version: int) -> int:
     return rights
 
 
-def restrict(*, read: Iterable[str | int], write: Iterable[str],
-             devices: Iterable[str] = ()) -> int:
+def restrict(*, read: Iterable[str | int], write: Iterable[str], devices: Iterable[str] = ()) -> int:
     """Confine this process (needs no_new_privs); returns the ABI used. ``read`` takes paths
     or open descriptors (exactly that file); paths that do not exist are skipped;
     ``devices`` may be read and written (``/dev``), not created."""

@@ -35,8 +35,9 @@ class NormalisationRejected(Exception):
 def candidates(loaded: LoadedModel) -> tuple[list[Candidate], str]:
     """The candidates in the order they are shown, and the name of the one in force."""
     known = [Candidate(n.name, n.mean, n.std, n.label) for n in NORMALISATIONS.values()]
-    default = Candidate("default", loaded.default_mean, loaded.default_std,
-                        f"{loaded.arch}'s reference default")
+    default = Candidate(
+        "default", loaded.default_mean, loaded.default_std, f"{loaded.arch}'s reference default"
+    )
     found = [known[0], default, *known[1:]]
     if not loaded.declared:
         return found, default.name
@@ -60,9 +61,16 @@ def settle_normalisation(
     """The model to evaluate and the evidence; raises NormalisationRejected on a stop."""
     found, in_force = candidates(loaded)
     decision = check_normalisation(
-        loaded.network, images, labels, found, in_force,
-        declared=loaded.declared, insist=NormalisationMode(mode) == NormalisationMode.AS_DECLARED,
-        params=suite.normalisation, device=device, batch_size=suite.batch_size or 256,
+        loaded.network,
+        images,
+        labels,
+        found,
+        in_force,
+        declared=loaded.declared,
+        insist=NormalisationMode(mode) == NormalisationMode.AS_DECLARED,
+        params=suite.normalisation,
+        device=device,
+        batch_size=suite.batch_size or 256,
         progress=progress,
     )
     if decision.verdict == Verdict.STOPPED:
@@ -96,9 +104,15 @@ def evidence(decision: Decision, mode: str) -> dict[str, Any]:
 def _row(comparison: Comparison, n: int) -> dict[str, Any]:
     c = comparison.candidate
     return {
-        "name": c.name, "label": c.label, "mean": list(c.mean), "std": list(c.std),
-        "accuracy": comparison.correct / n if n else 0.0, "correct": comparison.correct,
-        "gained": comparison.gained, "lost": comparison.lost, "p_value": comparison.p_value,
+        "name": c.name,
+        "label": c.label,
+        "mean": list(c.mean),
+        "std": list(c.std),
+        "accuracy": comparison.correct / n if n else 0.0,
+        "correct": comparison.correct,
+        "gained": comparison.gained,
+        "lost": comparison.lost,
+        "p_value": comparison.p_value,
         "beats": comparison.beats,
     }
 
@@ -112,16 +126,21 @@ def summary(decision: Decision) -> str:
     """The decision in one or two sentences, as the submission page shows it."""
     d, k = decision, decision.n
     force = _described(d.in_force)
-    test = (f"exact McNemar test at α = {d.params.alpha:g} and a gain of at least "
-            f"{100 * d.params.min_gain:g} points")
+    test = (
+        f"exact McNemar test at α = {d.params.alpha:g} and a gain of at least "
+        f"{100 * d.params.min_gain:g} points"
+    )
     if d.verdict == Verdict.KEPT:
-        return (f"Evaluated with {force}: no candidate was better on the first {k} images "
-                f"by the rule ({test}).")
+        return (
+            f"Evaluated with {force}: no candidate was better on the first {k} images by the rule ({test})."
+        )
     best = d.best
     assert best is not None
-    versus = (f"{_described(best.candidate)} is {_pct(best.correct, k)} accurate on the first "
-              f"{k} images against {_pct(d.correct(d.in_force), k)} for {force} "
-              f"(exact McNemar p = {best.p_value:.2g})")
+    versus = (
+        f"{_described(best.candidate)} is {_pct(best.correct, k)} accurate on the first "
+        f"{k} images against {_pct(d.correct(d.in_force), k)} for {force} "
+        f"(exact McNemar p = {best.p_value:.2g})"
+    )
     if d.verdict == Verdict.SWITCHED:
         return f"No normalisation was declared and {versus}: the network was evaluated with it."
     if d.verdict == Verdict.INSISTED:

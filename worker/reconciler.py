@@ -93,8 +93,7 @@ def reconcile_once(app: Celery, settings: Settings) -> list[int]:
         if waiting is not None:
             for submission_id, task_id in queued.items():
                 if task_id not in waiting:
-                    log.warning("submission %s: message missing from broker, requeued",
-                                submission_id)
+                    log.warning("submission %s: message missing from broker, requeued", submission_id)
                     _send(app, submission_id)
                     requeued.append(submission_id)
     try:

@@ -53,8 +53,11 @@ def _store_throughput(arch: str, measured: dict[str, Any]) -> None:
     try:
         with session_scope() as session:
             crud.record_throughput(
-                session=session, arch=arch, device=str(measured["device"]),
-                forward=float(measured["forward"]), backward=float(measured["backward"]),
+                session=session,
+                arch=arch,
+                device=str(measured["device"]),
+                forward=float(measured["forward"]),
+                backward=float(measured["backward"]),
             )
     except Exception:  # noqa: BLE001 - a missing timing only makes estimates rougher
         log.exception("could not store the throughput of %s", arch)
@@ -80,9 +83,7 @@ stopping = threading.Event()
 #: Exit statuses of a child ended by SIGINT or SIGTERM (the sandbox's own quiet STOPPED, or
 #: the signal itself directly or through a shell): a stop of the worker or of its process
 #: group, never the model's fault nor an out-of-memory kill.
-INTERRUPTED = {
-    STOPPED, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM
-}
+INTERRUPTED = {STOPPED, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
 
 
 def request_stop() -> None:
@@ -116,7 +117,10 @@ class Heartbeat:
         elapsed = time.monotonic() - self._stage_started
         eta = elapsed / done * (total - done) if done > 0 else None
         self.progress = {
-            "stage": stage, "done": done, "total": total, "stages": self.stages,
+            "stage": stage,
+            "done": done,
+            "total": total,
+            "stages": self.stages,
             "eta_seconds": eta,
         }
 
@@ -153,12 +157,20 @@ def _job(submission: Submission, settings: Settings, box: Sandbox, *, measure: b
     checkpoint_fd, eval_set_fd = box.fds
     eval_set = settings.eval_set or settings.default_eval_set
     return Job(
-        kind="evaluate", message_fd=box.message_fd, checkpoint_fd=checkpoint_fd,
-        eval_set_fd=eval_set_fd, eval_set_name=Path(eval_set).name, arch=submission.arch,
+        kind="evaluate",
+        message_fd=box.message_fd,
+        checkpoint_fd=checkpoint_fd,
+        eval_set_fd=eval_set_fd,
+        eval_set_name=Path(eval_set).name,
+        arch=submission.arch,
         mean=tuple(submission.mean) if submission.mean else None,
         std=tuple(submission.std) if submission.std else None,
-        suite=submission.suite, sigma=submission.sigma, limit=settings.eval_limit,
-        device=settings.device, memory_limit_mb=settings.memory_limit_mb, measure=measure,
+        suite=submission.suite,
+        sigma=submission.sigma,
+        limit=settings.eval_limit,
+        device=settings.device,
+        memory_limit_mb=settings.memory_limit_mb,
+        measure=measure,
         normalisation=submission.normalisation,
     )
 
@@ -180,10 +192,13 @@ def _run_child(
 ) -> ChildOutcome:
     """Evaluate in an isolated child; ``timed_as`` asks it to time the network first and
     names the rate it reports (a network this worker has not timed yet)."""
-    files = [upload_path(settings.upload_dir, submission.stored_name),
-             settings.eval_set or settings.default_eval_set]
-    sandbox = Sandbox(files=files, limits=Limits(address_space_mb=settings.memory_limit_mb),
-                      user=settings.sandbox_user)
+    files = [
+        upload_path(settings.upload_dir, submission.stored_name),
+        settings.eval_set or settings.default_eval_set,
+    ]
+    sandbox = Sandbox(
+        files=files, limits=Limits(address_space_mb=settings.memory_limit_mb), user=settings.sandbox_user
+    )
     with ExitStack() as stack:
         try:
             box = stack.enter_context(sandbox)
@@ -195,9 +210,7 @@ def _run_child(
         return _supervise(box, heartbeat, settings, timed_as)
 
 
-def _supervise(
-    box: Sandbox, heartbeat: Heartbeat, settings: Settings, timed_as: str | None
-) -> ChildOutcome:
+def _supervise(box: Sandbox, heartbeat: Heartbeat, settings: Settings, timed_as: str | None) -> ChildOutcome:
     """Pass the child's progress to the heartbeat until it ends; stop it at the time limit
     or when the lease is lost, and at its first malformed message (a fault of the model)."""
     child = box.process
@@ -234,8 +247,11 @@ def _supervise(
     except MalformedMessage as error:
         child.kill()
         child.wait()
-        answer = {"ok": False, "kind": "model",
-                  "message": f"The evaluating process sent a malformed message: {error}"}
+        answer = {
+            "ok": False,
+            "kind": "model",
+            "message": f"The evaluating process sent a malformed message: {error}",
+        }
         return ChildOutcome(MODEL_FAULT, answer, timed_out, heartbeat.lost.is_set())
     return ChildOutcome(child.wait(), answer, timed_out, heartbeat.lost.is_set())
 
@@ -283,28 +299,42 @@ def _settle(
         if stopping.is_set() or (not outcome.timed_out and outcome.returncode in INTERRUPTED):
             log.warning("submission %s: worker stopping, back to the queue", submission_id)
             if crud.release_for_retry(
-                session=session, submission_id=submission_id, owner=WORKER_ID, error=None,
+                session=session,
+                submission_id=submission_id,
+                owner=WORKER_ID,
+                error=None,
                 count_attempt=False,
             ):
                 queue.enqueue(session, submission_id)
             return "released"
         if outcome.timed_out:
             crud.fail_submission(
-                session=session, submission_id=submission_id, owner=WORKER_ID, charged=True,
-                error=(f"The evaluation did not finish within the time limit of "
-                       f"{settings.soft_time_limit:g} s (does the model hang or run very slowly?)."),
+                session=session,
+                submission_id=submission_id,
+                owner=WORKER_ID,
+                charged=True,
+                error=(
+                    f"The evaluation did not finish within the time limit of "
+                    f"{settings.soft_time_limit:g} s (does the model hang or run very slowly?)."
+                ),
             )
             return "failed"
         answer = outcome.answer or {}
         if outcome.returncode == DECLINED:
             crud.fail_submission(
-                session=session, submission_id=submission_id, owner=WORKER_ID, charged=False,
+                session=session,
+                submission_id=submission_id,
+                owner=WORKER_ID,
+                charged=False,
                 error=answer.get("message") or "The evaluation stopped before any attack.",
             )
             return "failed"
         if outcome.returncode == MODEL_FAULT:
             crud.fail_submission(
-                session=session, submission_id=submission_id, owner=WORKER_ID, charged=True,
+                session=session,
+                submission_id=submission_id,
+                owner=WORKER_ID,
+                charged=True,
                 error=answer.get("message") or "The model failed during evaluation.",
             )
             return "failed"
@@ -314,9 +344,14 @@ def _settle(
         submission = crud.get_submission(session=session, submission_id=submission_id)
         if submission is not None and submission.attempts >= settings.max_attempts:
             crud.fail_submission(
-                session=session, submission_id=submission_id, owner=WORKER_ID, charged=False,
-                error=(f"The platform could not evaluate this submission ({reason}) after "
-                       f"{submission.attempts} tries; it does not count against your quota."),
+                session=session,
+                submission_id=submission_id,
+                owner=WORKER_ID,
+                charged=False,
+                error=(
+                    f"The platform could not evaluate this submission ({reason}) after "
+                    f"{submission.attempts} tries; it does not count against your quota."
+                ),
             )
             return "failed"
         if crud.release_for_retry(

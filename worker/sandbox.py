@@ -54,8 +54,9 @@ def _stop_quietly(channel: Channel) -> None:
     def stop(signum: int, _frame: object) -> None:
         name = signal.Signals(signum).name
         try:
-            channel.send(Done(ok=False, kind="stopped",
-                              message=f"the evaluating process was stopped by {name}"))
+            channel.send(
+                Done(ok=False, kind="stopped", message=f"the evaluating process was stopped by {name}")
+            )
         finally:
             os._exit(STOPPED)
 
@@ -84,8 +85,7 @@ def _probe(job: Job, channel: Channel) -> int:
     from models.checkpoints.loading import load_model, probe_model
 
     try:
-        loaded = load_model(_readable(job.checkpoint_fd), arch=job.arch, mean=job.mean,
-                            std=job.std)
+        loaded = load_model(_readable(job.checkpoint_fd), arch=job.arch, mean=job.mean, std=job.std)
         probe_model(loaded)
     except CheckpointError as error:
         return channel.fail("model", str(error))
@@ -106,8 +106,7 @@ def _evaluate(job: Job, channel: Channel) -> int:
 
     assert job.eval_set_fd is not None and job.suite is not None
     try:
-        loaded = load_model(_readable(job.checkpoint_fd), arch=job.arch, mean=job.mean,
-                            std=job.std)
+        loaded = load_model(_readable(job.checkpoint_fd), arch=job.arch, mean=job.mean, std=job.std)
     except CheckpointError as error:
         return channel.fail("model", str(error))
 
@@ -125,8 +124,13 @@ def _evaluate(job: Job, channel: Channel) -> int:
 
     try:
         results = evaluate_loaded(
-            loaded, eval_set=_readable(job.eval_set_fd), suite=job.suite, sigma=job.sigma,
-            limit=job.limit, device=job.device, progress=progress,
+            loaded,
+            eval_set=_readable(job.eval_set_fd),
+            suite=job.suite,
+            sigma=job.sigma,
+            limit=job.limit,
+            device=job.device,
+            progress=progress,
             normalisation=job.normalisation,
         )
     except NormalisationRejected as error:
@@ -135,24 +139,26 @@ def _evaluate(job: Job, channel: Channel) -> int:
     except EvalSetError as error:
         return channel.fail("platform", f"Evaluation set problem: {error}")
     except MemoryError:
-        return channel.fail("model", "The evaluation ran out of memory (the model needs more "
-                                     "than the platform's per-evaluation memory limit).")
+        return channel.fail(
+            "model",
+            "The evaluation ran out of memory (the model needs more "
+            "than the platform's per-evaluation memory limit).",
+        )
     except Exception as error:  # noqa: BLE001 - the model's code raised: report it to the team
         last = traceback.extract_tb(error.__traceback__)[-1:]
         where = f" (at {Path(last[0].filename).name}:{last[0].lineno})" if last else ""
-        return channel.fail("model", f"The model failed during evaluation: "
-                                     f"{type(error).__name__}: {error}{where}")
+        return channel.fail(
+            "model", f"The model failed during evaluation: {type(error).__name__}: {error}{where}"
+        )
     results["eval_set"]["file"] = job.eval_set_name
     channel.send(Done(ok=True, results=results))
     return 0
 
 
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -I -m worker.sandbox JOB_JSON (started by worker.isolation)",
-              file=sys.stderr)
+        print("usage: python -I -m worker.sandbox JOB_JSON (started by worker.isolation)", file=sys.stderr)
         return PLATFORM_FAULT
     job = Job.model_validate_json(args[0])
     channel = Channel(job.message_fd)

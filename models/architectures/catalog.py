@@ -179,8 +179,7 @@ CATALOG: dict[str, ArchitectureInfo] = {
                 "raised from 0.01 to 1."
             ),
             reference=(
-                "konpanousis/Adversarial-LWTA-AutoAttack (models/wideresnet_lwta.py, "
-                "models/layers/layers.py)"
+                "konpanousis/Adversarial-LWTA-AutoAttack (models/wideresnet_lwta.py, models/layers/layers.py)"
             ),
         ),
         ArchitectureInfo(
@@ -217,4 +216,3 @@ def parse_triple(text: str, *, positive: bool = False) -> Triple:
     if positive and min(values) <= 0:
         raise ValueError(f"expected three numbers above zero, got {text!r}")
     return values  # type: ignore[return-value]
-

@@ -43,9 +43,7 @@ def import_project_net(folder: Path) -> nn.Module:
     except CheckpointError:
         raise
     except Exception as error:  # the team's code may raise anything
-        raise CheckpointError(
-            f"The project's model.py failed: {type(error).__name__}: {error}"
-        ) from error
+        raise CheckpointError(f"The project's model.py failed: {type(error).__name__}: {error}") from error
     finally:
         if str(folder) in sys.path:
             sys.path.remove(str(folder))

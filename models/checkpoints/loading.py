@@ -128,9 +128,7 @@ def load_model(
     )
 
 
-def load_class_project(
-    folder: Path, mean: Triple | None = None, std: Triple | None = None
-) -> LoadedModel:
+def load_class_project(folder: Path, mean: Triple | None = None, std: Triple | None = None) -> LoadedModel:
     """Load a class-format project folder (``model.py`` with ``Net.load_for_testing``).
 
     Runs the team's code: for ``arena evaluate`` on the team's machine only. Like the class's
@@ -188,9 +186,7 @@ def _numpy_scalars() -> list[Any]:
         from numpy._core.multiarray import scalar
     except ImportError:  # numpy < 2
         from numpy.core.multiarray import scalar  # type: ignore[no-redef]
-    dtype_classes = [
-        getattr(numpy.dtypes, name) for name in dir(numpy.dtypes) if name.endswith("DType")
-    ]
+    dtype_classes = [getattr(numpy.dtypes, name) for name in dir(numpy.dtypes) if name.endswith("DType")]
     return [
         numpy.dtype,
         *dtype_classes,
@@ -234,8 +230,17 @@ def _finish(
     if surrogate is not None:
         wrapped = Normalized(surrogate, mean, std).eval().requires_grad_(False)
     return LoadedModel(
-        model, wrapped, arch, notes, mean, std, stochastic, checkpoint_format,
-        default_mean, default_std, declared,
+        model,
+        wrapped,
+        arch,
+        notes,
+        mean,
+        std,
+        stochastic,
+        checkpoint_format,
+        default_mean,
+        default_std,
+        declared,
     )
 
 

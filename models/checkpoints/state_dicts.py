@@ -159,9 +159,7 @@ def _closest(state: StateDict) -> tuple[str, Mismatch]:
     return name, fits[name]
 
 
-def resolve_architecture(
-    state: StateDict, arch: str, notes: list[str]
-) -> tuple[str, dict[str, Any]]:
+def resolve_architecture(state: StateDict, arch: str, notes: list[str]) -> tuple[str, dict[str, Any]]:
     """The zoo entry (and builder options) whose keys and shapes ``state`` fits exactly.
 
     ``arch="auto"`` takes the first catalog entry that fits; a named ``arch`` must fit. Raises
@@ -169,9 +167,7 @@ def resolve_architecture(
     architecture.
     """
     if arch != "auto" and arch not in CATALOG:
-        raise CheckpointError(
-            f"Unknown architecture {arch!r}; choose one of: auto, {', '.join(CATALOG)}."
-        )
+        raise CheckpointError(f"Unknown architecture {arch!r}; choose one of: auto, {', '.join(CATALOG)}.")
     if arch == "auto":
         for name in CATALOG:
             options, mismatch = _fit(name, state)
@@ -191,14 +187,12 @@ def resolve_architecture(
         if not mismatch.ok:
             closest_name, closest = _closest(state)
             hint = (
-                f" The closest zoo architecture is {closest_name} "
-                f"({closest.score:.0%} of keys fit)."
+                f" The closest zoo architecture is {closest_name} ({closest.score:.0%} of keys fit)."
                 if closest_name != arch
                 else " No other zoo architecture fits better."
             )
             raise CheckpointError(
-                f"The checkpoint does not fit {arch}: {mismatch.describe()}.{hint} "
-                f"{_key_hint(state)}"
+                f"The checkpoint does not fit {arch}: {mismatch.describe()}.{hint} {_key_hint(state)}"
             )
     if options:
         settings = ", ".join(f"{k}={v}" for k, v in options.items())

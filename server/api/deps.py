@@ -56,12 +56,8 @@ async def published_board(
         str | None,
         Query(max_length=32, description="Suite; the server's by default."),
     ] = None,
-    track: Annotated[
-        Track, Query(description="empirical (score rule) or certified.")
-    ] = Track.EMPIRICAL,
-    radius: Annotated[
-        float, Query(description="ℓ2 radius ranked by the certified track.")
-    ] = HEADLINE_RADIUS,
+    track: Annotated[Track, Query(description="empirical (score rule) or certified.")] = Track.EMPIRICAL,
+    radius: Annotated[float, Query(description="ℓ2 radius ranked by the certified track.")] = HEADLINE_RADIUS,
 ) -> Published:
     """The board a page, download or API read asks for with ``?suite=&track=&radius=``.
 
@@ -165,9 +161,7 @@ def uploading_team(token: TokenDep) -> int:
 UploaderDep = Annotated[int, Depends(uploading_team)]
 
 
-def require_admin(
-    token: Annotated[str, Depends(admin_bearer_token)], settings: SettingsDep
-) -> None:
+def require_admin(token: Annotated[str, Depends(admin_bearer_token)], settings: SettingsDep) -> None:
     if not settings.admin_token:
         raise HTTPException(403, detail="Admin routes are disabled: ARENA_ADMIN_TOKEN is not set.")
     if not same_secret(token, settings.admin_token):

@@ -80,4 +80,3 @@ def install_error_handlers(app: FastAPI, html: HtmlRenderer) -> None:
     app.add_exception_handler(FieldError, on_field_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
-

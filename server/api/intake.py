@@ -142,9 +142,7 @@ def _as_refusal(error: BaseException) -> BaseException:
     if isinstance(error, OperationalError):
         # The database, not the file: busy or unreachable. Nothing was kept; send it again.
         log.warning("upload refused, database unavailable: %s", error)
-        return FieldError(
-            429, "The platform is busy and could not take the upload; send it again shortly."
-        )
+        return FieldError(429, "The platform is busy and could not take the upload; send it again shortly.")
     if not isinstance(error, Exception):
         return error  # KeyboardInterrupt, SystemExit: the file is gone, let the process stop
     log.warning("upload refused: %s while checking it", type(error).__name__, exc_info=error)
@@ -219,9 +217,7 @@ def _store(upload: Upload, settings: Settings) -> StoredFile:
         ) from None
 
 
-def _reserve(
-    team_id: int, settings: Settings, fields: Fields, filename: str, stored: StoredFile
-) -> int:
+def _reserve(team_id: int, settings: Settings, fields: Fields, filename: str, stored: StoredFile) -> int:
     """One short transaction: the team's row lock, the quota check, the new row."""
     with new_session() as session:
         try:
@@ -334,7 +330,5 @@ def check_description(raw: str | None, settings: Settings) -> str:
             "description",
         )
     if any(not ch.isprintable() and ch not in "\n\r\t" for ch in text):
-        raise FieldError(
-            422, "description contains control characters; use plain text.", "description"
-        )
+        raise FieldError(422, "description contains control characters; use plain text.", "description")
     return text

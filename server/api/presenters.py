@@ -89,7 +89,10 @@ def _estimate(
     history = estimates.History(
         finished,
         costs.modelled(
-            session=session, suite=submission.suite, kinds=keys, limit=settings.eval_limit,
+            session=session,
+            suite=submission.suite,
+            kinds=keys,
+            limit=settings.eval_limit,
             runs=finished,
         ),
     )

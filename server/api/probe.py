@@ -39,9 +39,15 @@ def probe_checkpoint(
         env={"OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},  # the check runs on the CPU
     )
     with _SLOTS, sandbox as box:
-        job = Job(kind="probe", message_fd=box.message_fd, checkpoint_fd=box.fds[0], arch=arch,
-                  mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
-                  memory_limit_mb=settings.probe_memory_limit_mb)
+        job = Job(
+            kind="probe",
+            message_fd=box.message_fd,
+            checkpoint_fd=box.fds[0],
+            arch=arch,
+            mean=tuple(mean) if mean else None,
+            std=tuple(std) if std else None,
+            memory_limit_mb=settings.probe_memory_limit_mb,
+        )
         box.start(["-m", "worker.sandbox", job.model_dump_json()])
         answers: list[Done | MalformedMessage] = []
         reader = threading.Thread(target=_read_answer, args=(box, answers), daemon=True)
@@ -56,9 +62,7 @@ def probe_checkpoint(
     if isinstance(answer, MalformedMessage):
         return ProbeResult(False, f"The model check sent a malformed message: {answer}")
     if answer is None or answer.kind == "stopped":
-        return ProbeResult(
-            False, "The model crashed the loading process (out of memory or a fatal error)."
-        )
+        return ProbeResult(False, "The model crashed the loading process (out of memory or a fatal error).")
     return ProbeResult(answer.ok, answer.message, answer.arch)
 
 

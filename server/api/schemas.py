@@ -29,7 +29,6 @@ class Progress(BaseModel):
     eta_seconds: float | None = None
 
 
-
 class Quota(BaseModel):
     per_day: int
     used_today: int
@@ -87,5 +86,3 @@ class ArchitecturePublic(BaseModel):
     std: tuple[float, float, float]
     stochastic: bool
     surrogate: str | None
-
-

@@ -46,11 +46,7 @@ class TokenBeforeBody:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        guard = (
-            GUARDED.get((scope["method"], scope["path"].rstrip("/")))
-            if scope["type"] == "http"
-            else None
-        )
+        guard = GUARDED.get((scope["method"], scope["path"].rstrip("/"))) if scope["type"] == "http" else None
         if guard is not None:
             read_token, check = guard
             headers = dict(scope.get("headers") or [])

@@ -75,14 +75,19 @@ def modelled(
         if ratios:
             ratio = statistics.median(ratios)
             figures[kind] = Typical(
-                seconds * ratio, len(ratios), kind,
+                seconds * ratio,
+                len(ratios),
+                kind,
                 basis=f"about {about(seconds * ratio)} by the cost model ({how}), times "
                 f"{ratio:.2g}, the median ratio of the last {len(ratios)} evaluations of this "
                 "suite to their own model figures",
             )
         else:
             figures[kind] = Typical(
-                seconds, 0, kind, bound=True,
+                seconds,
+                0,
+                kind,
+                bound=True,
                 basis=f"at most {about(seconds)} by the cost model: {how}; attacks that "
                 "succeed early take less",
             )
@@ -93,8 +98,7 @@ def _rate(timings: list[Throughput], key: str) -> tuple[float, float, str] | Non
     """(forward, backward images/s, how they were found) for ``key``, newest timing first."""
     for timing in timings:
         if timing.arch == key:
-            return (timing.forward_per_second, timing.backward_per_second,
-                    f"timed on {timing.device}")
+            return (timing.forward_per_second, timing.backward_per_second, f"timed on {timing.device}")
     target = CATALOG.get(key)
     if target is None or not target.flops:
         return None
@@ -102,6 +106,9 @@ def _rate(timings: list[Throughput], key: str) -> tuple[float, float, str] | Non
         reference = CATALOG.get(timing.arch)
         if reference is not None and reference.flops:
             scale = reference.flops / target.flops
-            return (timing.forward_per_second * scale, timing.backward_per_second * scale,
-                    f"scaled by FLOPs from {timing.arch} timed on {timing.device}")
+            return (
+                timing.forward_per_second * scale,
+                timing.backward_per_second * scale,
+                f"scaled by FLOPs from {timing.arch} timed on {timing.device}",
+            )
     return None

@@ -39,9 +39,7 @@ def create_team(*, session: Session, name: str, baseline: bool = False) -> tuple
     with IntegrityError on the unique key.
     """
     token = new_token()
-    team = Team(
-        name=name, name_key=name_key(name), token_hash=hash_token(token), is_baseline=baseline
-    )
+    team = Team(name=name, name_key=name_key(name), token_hash=hash_token(token), is_baseline=baseline)
     session.add(team)
     session.commit()
     return team, token
@@ -158,9 +156,7 @@ def discard_submission(*, session: Session, submission_id: int) -> None:
 def _bump_counter(session: Session, team_id: int) -> None:
     """Count a change to the team's submissions (the leaderboard cache's version moves)."""
     session.execute(
-        update(Team)
-        .where(Team.id == team_id)
-        .values(submission_counter=Team.submission_counter + 1)
+        update(Team).where(Team.id == team_id).values(submission_counter=Team.submission_counter + 1)
     )
 
 
@@ -215,9 +211,7 @@ def stored_names(*, session: Session) -> set[str]:
     return set(session.scalars(select(Submission.stored_name)))
 
 
-def recent_runs(
-    *, session: Session, suite: str, limit: int
-) -> list[tuple[str, bool, float]]:
+def recent_runs(*, session: Session, suite: str, limit: int) -> list[tuple[str, bool, float]]:
     """(architecture, certified, seconds from start to finish) of the latest ``limit``
     finished evaluations of ``suite``, newest first."""
     rows = session.execute(
@@ -259,17 +253,13 @@ def running_now(*, session: Session) -> list[tuple[str, bool, float]]:
             Submission.started_at.is_not(None),
         )
     )
-    return [
-        (arch, sigma is not None, (now - started).total_seconds()) for arch, sigma, started in rows
-    ]
+    return [(arch, sigma is not None, (now - started).total_seconds()) for arch, sigma, started in rows]
 
 
 # --- worker side: leases, progress, results ----------------------------------------------
 
 
-def claim_submission(
-    *, session: Session, submission_id: int, owner: str, lease_seconds: float
-) -> bool:
+def claim_submission(*, session: Session, submission_id: int, owner: str, lease_seconds: float) -> bool:
     """Take the lease on a submission, atomically; False if it is done or leased elsewhere."""
     now = utcnow()
     claimable = (Submission.status == Status.QUEUED) | (
@@ -396,7 +386,10 @@ def release_for_retry(
     ``count_attempt=False`` (its worker was asked to stop) takes back the try its claim counted.
     """
     values: dict[str, Any] = {
-        "status": Status.QUEUED, "lease_owner": None, "lease_expires": None, "error": error,
+        "status": Status.QUEUED,
+        "lease_owner": None,
+        "lease_expires": None,
+        "error": error,
     }
     if not count_attempt:
         values.update(attempts=Submission.attempts - 1, progress=None)
@@ -416,9 +409,7 @@ def release_for_retry(
 def expired_leases(*, session: Session) -> list[Submission]:
     return list(
         session.scalars(
-            select(Submission).where(
-                Submission.status == Status.RUNNING, Submission.lease_expires < utcnow()
-            )
+            select(Submission).where(Submission.status == Status.RUNNING, Submission.lease_expires < utcnow())
         )
     )
 
@@ -427,11 +418,7 @@ def stale_submissions(*, session: Session, status: Status, older_than: float) ->
     """Submissions in ``status`` since before ``older_than`` seconds ago."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     column = Submission.queued_at if status == Status.QUEUED else Submission.created_at
-    return list(
-        session.scalars(
-            select(Submission).where(Submission.status == status, column < cutoff)
-        )
-    )
+    return list(session.scalars(select(Submission).where(Submission.status == status, column < cutoff)))
 
 
 def requeue_expired(*, session: Session, submission_id: int, max_attempts: int) -> str:
@@ -497,24 +484,22 @@ def forget_workers(*, session: Session, worker_id: str | None = None, unseen_for
 def live_workers(*, session: Session, seen_within: float) -> int:
     """How many workers were seen in the last ``seen_within`` seconds."""
     cutoff = utcnow() - timedelta(seconds=seen_within)
-    return session.scalar(
-        select(func.count()).select_from(WorkerHeartbeat).where(WorkerHeartbeat.last_seen > cutoff)
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count()).select_from(WorkerHeartbeat).where(WorkerHeartbeat.last_seen > cutoff)
+        )
+        or 0
+    )
 
 
 # --- throughput (the cost model's rates) ---------------------------------------------------
 
 
-def record_throughput(
-    *, session: Session, arch: str, device: str, forward: float, backward: float
-) -> None:
+def record_throughput(*, session: Session, arch: str, device: str, forward: float, backward: float) -> None:
     """Keep a worker's latest timing of ``arch`` on ``device`` (images per second)."""
-    values = {"forward_per_second": forward, "backward_per_second": backward,
-              "measured_at": utcnow()}
+    values = {"forward_per_second": forward, "backward_per_second": backward, "measured_at": utcnow()}
     changed = session.execute(
-        update(Throughput)
-        .where(Throughput.arch == arch, Throughput.device == device)
-        .values(**values)
+        update(Throughput).where(Throughput.arch == arch, Throughput.device == device).values(**values)
     ).rowcount
     if not changed:
         try:

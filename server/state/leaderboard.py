@@ -100,9 +100,7 @@ def describe_rule(weights: dict[str, float]) -> str:
     else:
         parts = " + ".join(f"{w:g}×{METRIC_LABELS[name]}" for name, w in weights.items())
         rule = f"Score = ({parts}) / {sum(weights.values()):g}"
-    return (
-        rule + ". Each team is ranked by its best finished submission; ties go to the earlier one."
-    )
+    return rule + ". Each team is ranked by its best finished submission; ties go to the earlier one."
 
 
 def describe_certified(radius: float) -> str:

@@ -86,9 +86,7 @@ def attack_bars(results: dict[str, Any]) -> BarChart | None:
             whisker = None
             if isinstance(ci, list | tuple) and len(ci) == 2:
                 whisker = (_x(ci[0]), _x(ci[1]))
-            chart.bars.append(
-                Bar(label, value, y, max(0.0, min(1.0, value)) * BAR_SPAN, whisker, headline)
-            )
+            chart.bars.append(Bar(label, value, y, max(0.0, min(1.0, value)) * BAR_SPAN, whisker, headline))
             y += ROW
     chart.height = int(y + 28)
     chart.ticks = [(_x(t), f"{t:.0%}") for t in (0, 0.25, 0.5, 0.75, 1)]

@@ -129,9 +129,7 @@ def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def leaderboard_page(
-    request: Request, published: PublishedDep, settings: SettingsDep
-) -> HTMLResponse:
+async def leaderboard_page(request: Request, published: PublishedDep, settings: SettingsDep) -> HTMLResponse:
     # The page changes only with its board (a new result, the only thing that adds a suite,
     # gives every board a new version): rendered once per board, then served as it is.
     page = published.renderings.get("page")
@@ -250,14 +248,10 @@ def _sigma_series(
 
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)
-def submission_page(
-    request: Request, submission_id: SubmissionId, session: SessionDep
-) -> HTMLResponse:
+def submission_page(request: Request, submission_id: SubmissionId, session: SessionDep) -> HTMLResponse:
     submission = _submission(session, submission_id)
     view = present_submission(session, submission, owner=False)
-    return templates.TemplateResponse(
-        request, "submission.html", _outcome(session, submission, view)
-    )
+    return templates.TemplateResponse(request, "submission.html", _outcome(session, submission, view))
 
 
 @router.get("/submissions/{submission_id}/outcome", response_class=HTMLResponse)
@@ -278,9 +272,7 @@ def submission_outcome(
 
 
 @router.get("/teams/{name:path}", response_class=HTMLResponse)
-def team_page(
-    request: Request, name: str, session: SessionDep, settings: SettingsDep
-) -> HTMLResponse:
+def team_page(request: Request, name: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     # Team names are printable text (routes/teams.py): nothing else needs a database lookup.
     team = crud.team_by_name(session=session, name=name) if name.isprintable() else None
     if team is None:

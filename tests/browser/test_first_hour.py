@@ -39,7 +39,7 @@ FIRST_HOUR = "### The first hour"
 def readme_block(readme: str, after: str) -> list[list[str]]:
     """The command lines (continuations joined, comments cut) of the first ``sh`` block
     after ``after``."""
-    block = re.search(r"```sh\n(.*?)```", readme[readme.index(after):], re.S).group(1)
+    block = re.search(r"```sh\n(.*?)```", readme[readme.index(after) :], re.S).group(1)
     lines = block.replace("\\\n", " ").splitlines()
     return [words for words in (shlex.split(line, comments=True) for line in lines) if words]
 
@@ -93,13 +93,13 @@ def curl_as_httpx(words: list[str], env: dict[str, str], url: str, cwd: Path) ->
                 files[name] = (content[1:], (cwd / content[1:]).read_bytes())
             else:
                 data[name] = content
-    return httpx.post(target.replace("http://127.0.0.1:8000", url), headers=headers,
-                      data=data, files=files, timeout=300)
+    return httpx.post(
+        target.replace("http://127.0.0.1:8000", url), headers=headers, data=data, files=files, timeout=300
+    )
 
 
 def wait_finished(page, submission: int) -> None:
-    page.wait_for_selector(f'#live[data-submission="{submission}"][data-status="finished"]',
-                           timeout=600_000)
+    page.wait_for_selector(f'#live[data-submission="{submission}"][data-status="finished"]', timeout=600_000)
 
 
 def test_first_hour_from_a_fresh_clone_with_the_readmes_commands(page, tmp_path, artifacts):
@@ -107,9 +107,11 @@ def test_first_hour_from_a_fresh_clone_with_the_readmes_commands(page, tmp_path,
     readme = (clone / "README.md").read_text()
     env = offline_env()
     rng = np.random.default_rng(0)  # the arrays a newcomer brought, in the official rows' layout
-    np.savez(clone / "cifar10_arrays.npz",
-             train_data=rng.integers(0, 256, size=(1024, 3072), dtype=np.uint8),
-             train_labels=rng.integers(0, 10, size=1024))
+    np.savez(
+        clone / "cifar10_arrays.npz",
+        train_data=rng.integers(0, 256, size=(1024, 3072), dtype=np.uint8),
+        train_labels=rng.integers(0, 10, size=1024),
+    )
     make_checkpoint(clone / "model.pth", arch="resnet20", seed=0)  # the team's model.pth
 
     (imported,) = readme_block(readme, OFFLINE)
@@ -133,13 +135,18 @@ def test_first_hour_from_a_fresh_clone_with_the_readmes_commands(page, tmp_path,
                 env[name] = value
             elif words[:2] == ["make", "serve"]:
                 serve = subprocess.Popen(
-                    ["make", "serve", f"SERVE_ARGS=--port {port}"], cwd=clone, env=env,
-                    stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+                    ["make", "serve", f"SERVE_ARGS=--port {port}"],
+                    cwd=clone,
+                    env=env,
+                    stdout=log.open("wb"),
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
                 wait_for_api(url, serve, log)
             elif words[:3] == [".venv/bin/arena", "team", "create"]:
-                created = subprocess.run(words, cwd=clone, env=env, capture_output=True,
-                                         text=True, check=True)
+                created = subprocess.run(
+                    words, cwd=clone, env=env, capture_output=True, text=True, check=True
+                )
                 token = created.stdout.strip().splitlines()[-1]
                 assert token.startswith("arena_")
             elif words[0] == "curl":

@@ -66,9 +66,7 @@ def trained_checkpoint(path: Path, eval_set: Path, *, sigma: float, seed: int) -
     from models.architectures.registry import build_model
 
     data = np.load(eval_set)
-    images = (
-        torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float().div(255).repeat(4, 1, 1, 1)
-    )
+    images = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float().div(255).repeat(4, 1, 1, 1)
     labels = torch.from_numpy(data["labels"]).long().repeat(4)
     mean = torch.tensor(CATALOG["lenet"].mean).view(1, 3, 1, 1)
     std = torch.tensor(CATALOG["lenet"].std).view(1, 3, 1, 1)
@@ -156,9 +154,7 @@ def test_upload_is_followed_live_then_ranked_and_sortable(page, arena_env, tmp_p
 
         states = page.evaluate("window.__states")
         texts = page.evaluate("window.__texts")
-        (artifacts / "submission-states.json").write_text(
-            json.dumps({"states": states, "texts": texts})
-        )
+        (artifacts / "submission-states.json").write_text(json.dumps({"states": states, "texts": texts}))
         loads = page.evaluate(f"sessionStorage.getItem('loads:/submissions/{submission}')")
         assert loads == "1", "the submission page reloaded"
         assert states[0] == "queued" and states[-1] == "finished", states
@@ -187,18 +183,14 @@ def test_upload_is_followed_live_then_ranked_and_sortable(page, arena_env, tmp_p
             f"σ = 0.5, submission #{earlier}",
         ]
         assert page.locator("#flags").is_visible()
-        assert (
-            page.get_attribute("#download-json", "href") == f"/export/submissions/{submission}.json"
-        )
+        assert page.get_attribute("#download-json", "href") == f"/export/submissions/{submission}.json"
         save_screenshot(page, "submission.png", artifacts)
 
         for other in others:
             platform.wait_for(other, bob)
         board = httpx.get(platform.url + "/api/leaderboard").json()["rows"]
         page.goto(platform.url + "/")
-        teams = page.locator("#leaderboard tbody tr").evaluate_all(
-            "rows => rows.map(r => r.dataset.team)"
-        )
+        teams = page.locator("#leaderboard tbody tr").evaluate_all("rows => rows.map(r => r.dataset.team)")
         assert teams == [row["team"] for row in board]
         assert teams[0] == "Team Ada" and set(teams) == {"Team Ada", "Bob's Lab", "Reference LeNet"}
         best = max(
@@ -227,9 +219,7 @@ def test_upload_is_followed_live_then_ranked_and_sortable(page, arena_env, tmp_p
         page.keyboard.press("Enter")
         naturals = [float(v) for v in table_column(page, "natural")]
         assert naturals == sorted(naturals, reverse=True)
-        assert (
-            page.get_attribute('#leaderboard th[data-key="natural"]', "aria-sort") == "descending"
-        )
+        assert page.get_attribute('#leaderboard th[data-key="natural"]', "aria-sort") == "descending"
         assert page.get_attribute('#leaderboard th[data-key="team"]', "aria-sort") == "none"
     finally:
         platform.stop()

@@ -37,14 +37,24 @@ def test_pages_fit_a_phone_and_keep_their_text_readable(phone, settings_env, tmp
     with session_scope() as session:
         ada, _ = team(session, "Team Ada")
         finished = add_submission(
-            session, ada, sigma=0.25,
-            metrics=results(0.82, 0.41, 0.37, 0.52, certified=[0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
-                            flags=("stochastic",)),
+            session,
+            ada,
+            sigma=0.25,
+            metrics=results(
+                0.82, 0.41, 0.37, 0.52, certified=[0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], flags=("stochastic",)
+            ),
         )
         running = add_submission(
-            session, ada, status=Status.RUNNING, arch="resnet20",
-            progress={"stage": "pgd_linf", "done": 256, "total": 1024,
-                      "stages": ["natural", "fgsm", "pgd_linf", "pgd_l2"]},
+            session,
+            ada,
+            status=Status.RUNNING,
+            arch="resnet20",
+            progress={
+                "stage": "pgd_linf",
+                "done": 256,
+                "total": 1024,
+                "stages": ["natural", "fgsm", "pgd_linf", "pgd_l2"],
+            },
         )
     platform = Platform(settings_env, tmp_path, with_worker=False)
     try:
@@ -81,4 +91,3 @@ def test_pages_fit_a_phone_and_keep_their_text_readable(phone, settings_env, tmp
             phone.screenshot(path=str(artifacts / name), full_page=True)
     finally:
         platform.stop()
-

@@ -155,7 +155,7 @@ def _refused_before_body(url: str, framing: str, path: str = "/api/submissions")
                 "\r\n"
             ).encode()
         )
-        piece = b"--b\r\nContent-Disposition: form-data; name=\"checkpoint\"; filename=\"m.pth\"\r\n\r\n"
+        piece = b'--b\r\nContent-Disposition: form-data; name="checkpoint"; filename="m.pth"\r\n\r\n'
         piece += b"\0" * 65536
         if framing.startswith("Transfer-Encoding"):
             piece = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"

@@ -48,9 +48,7 @@ def own_accuracy(net, env: dict[str, str], normalisation, n: int | None = None) 
     return accuracy(net, images, labels, normalisation)
 
 
-def test_each_network_uploaded_without_mean_std_scores_its_own_forward_pass(
-    task_env, tmp_path, checkpoints
-):
+def test_each_network_uploaded_without_mean_std_scores_its_own_forward_pass(task_env, tmp_path, checkpoints):
     platform = Platform(task_env, tmp_path)
     try:
         submitted = {}
@@ -66,15 +64,16 @@ def test_each_network_uploaded_without_mean_std_scores_its_own_forward_pass(
             record = body["results"]["normalisation"]
             chosen = next(c for c in record["candidates"] if c["name"] == record["chosen"])
             own = own_accuracy(net, task_env, trained)
-            print(f"{name}: own {own:.3f}, platform {chosen['accuracy']:.3f} with "
-                  f"{record['chosen']}; candidates "
-                  + ", ".join(f"{c['name']} {c['accuracy']:.3f}" for c in record["candidates"]))
+            print(
+                f"{name}: own {own:.3f}, platform {chosen['accuracy']:.3f} with "
+                f"{record['chosen']}; candidates "
+                + ", ".join(f"{c['name']} {c['accuracy']:.3f}" for c in record["candidates"])
+            )
             assert record["n"] == EVAL_IMAGES and record["mode"] == "auto"
             assert abs(chosen["accuracy"] - own) <= TIE_MARGIN
             natural = body["results"]["natural"]
             assert natural["n"] == SMOKE_IMAGES
-            assert abs(natural["accuracy"] - own_accuracy(net, task_env, trained, SMOKE_IMAGES)) \
-                <= TIE_MARGIN
+            assert abs(natural["accuracy"] - own_accuracy(net, task_env, trained, SMOKE_IMAGES)) <= TIE_MARGIN
             default = next(c for c in record["candidates"] if c["name"] == "default")
             switched = name != "half"  # lenet's default is (0.5, 0.5, 0.5)
             assert body["normalisation_inferred"] is switched
@@ -90,8 +89,7 @@ def test_each_network_uploaded_without_mean_std_scores_its_own_forward_pass(
         platform.stop()
 
 
-def test_a_wrong_declaration_stops_uncharged_and_as_declared_insists(task_env, tmp_path,
-                                                                    checkpoints):
+def test_a_wrong_declaration_stops_uncharged_and_as_declared_insists(task_env, tmp_path, checkpoints):
     path, net = checkpoints["none"]
     mean, std = (",".join(map(str, values)) for values in CIFAR10)
     platform = Platform(task_env, tmp_path)
@@ -109,12 +107,12 @@ def test_a_wrong_declaration_stops_uncharged_and_as_declared_insists(task_env, t
         assert f"no normalisation (mean 0, 0, 0, std 1, 1, 1) gives {100 * right:.1f}%" in error
         assert "mean=0,0,0 and std=1,1,1" in error and "normalisation=as-declared" in error
         assert body["results"] is None
-        quota = httpx.get(f"{platform.url}/api/teams/me/quota",
-                          headers={"Authorization": f"Bearer {token}"}).json()
+        quota = httpx.get(
+            f"{platform.url}/api/teams/me/quota", headers={"Authorization": f"Bearer {token}"}
+        ).json()
         assert quota["used_today"] == 0, quota
 
-        response = platform.submit(token, path, arch="lenet", mean=mean, std=std,
-                                   normalisation="as-declared")
+        response = platform.submit(token, path, arch="lenet", mean=mean, std=std, normalisation="as-declared")
         assert response.status_code == 202, response.text
         assert response.json()["normalisation"] == "as-declared"
         body = platform.wait_for(response.json()["id"], token)
@@ -124,7 +122,9 @@ def test_a_wrong_declaration_stops_uncharged_and_as_declared_insists(task_env, t
         assert body["normalisation_inferred"] is False
         insisted = next(c for c in record["candidates"] if c["name"] == "cifar10")
         assert abs(insisted["accuracy"] - declared) <= 0.005
-        assert abs(body["results"]["natural"]["accuracy"]
-                   - own_accuracy(net, task_env, CIFAR10, SMOKE_IMAGES)) <= TIE_MARGIN
+        assert (
+            abs(body["results"]["natural"]["accuracy"] - own_accuracy(net, task_env, CIFAR10, SMOKE_IMAGES))
+            <= TIE_MARGIN
+        )
     finally:
         platform.stop()

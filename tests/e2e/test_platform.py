@@ -26,8 +26,9 @@ def test_upload_is_evaluated_by_a_real_worker_and_ranked(arena_env: dict[str, st
     platform = Platform(arena_env, tmp_path)
     try:
         token = platform.create_team("Team Ada")
-        response = platform.submit(token, make_checkpoint(tmp_path / "ada.pth", seed=1),
-                                   description="first try")
+        response = platform.submit(
+            token, make_checkpoint(tmp_path / "ada.pth", seed=1), description="first try"
+        )
         assert response.status_code == 202, response.text
         created = response.json()
         assert created["status"] == "queued"
@@ -54,9 +55,20 @@ def test_upload_is_evaluated_by_a_real_worker_and_ranked(arena_env: dict[str, st
 
         # `arena evaluate` runs the very same evaluation locally: the same numbers.
         local = subprocess.run(
-            [sys.executable, "-m", "server.cli", "evaluate", str(tmp_path / "ada.pth"),
-             "--arch", "lenet", "--json"],
-            env={**os.environ, **arena_env}, capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "evaluate",
+                str(tmp_path / "ada.pth"),
+                "--arch",
+                "lenet",
+                "--json",
+            ],
+            env={**os.environ, **arena_env},
+            capture_output=True,
+            text=True,
+            check=True,
         )
         mine = json.loads(local.stdout)
         for key in (*METRICS, "suite", "flags"):

@@ -111,8 +111,7 @@ def test_api_restart_while_running_loses_nothing(slow_env, tmp_path):
 def test_time_limit_fails_with_reason_and_worker_goes_on(arena_env, tmp_path):
     # On the class suite, certification (N = 100 000 noise draws per image) outlasts a 15 s
     # limit while the attacks alone on 16 images do not.
-    env = {**arena_env, "ARENA_SUITE": "class", "ARENA_SOFT_TIME_LIMIT": "15",
-           "ARENA_HARD_TIME_LIMIT": "20"}
+    env = {**arena_env, "ARENA_SUITE": "class", "ARENA_SOFT_TIME_LIMIT": "15", "ARENA_HARD_TIME_LIMIT": "20"}
     platform = Platform(env, tmp_path, with_worker=False)
     try:
         platform.start_worker()
@@ -142,8 +141,9 @@ def test_concurrent_uploads_respect_the_quota(arena_env, tmp_path):
             codes = list(pool.map(lambda _: platform.submit(token, checkpoint).status_code, range(20)))
         assert codes.count(202) == 3, codes
         assert set(codes) == {202, 429}
-        quota = httpx.get(platform.url + "/api/teams/me/quota",
-                          headers={"Authorization": f"Bearer {token}"}).json()
+        quota = httpx.get(
+            platform.url + "/api/teams/me/quota", headers={"Authorization": f"Bearer {token}"}
+        ).json()
         assert quota["remaining_today"] == 0
     finally:
         platform.stop()

@@ -32,10 +32,14 @@ def stored(env: dict[str, str], submission_id: int) -> dict:
     """The submission's row, read from the database (the API may be down)."""
     engine = create_engine(database_url(env))
     with engine.connect() as connection:
-        row = connection.execute(
-            text("SELECT status, attempts, lease_owner, error FROM submissions WHERE id = :id"),
-            {"id": submission_id},
-        ).mappings().one()
+        row = (
+            connection.execute(
+                text("SELECT status, attempts, lease_owner, error FROM submissions WHERE id = :id"),
+                {"id": submission_id},
+            )
+            .mappings()
+            .one()
+        )
     engine.dispose()
     return dict(row)
 
@@ -56,11 +60,15 @@ def test_stopped_worker_kills_its_child_and_releases_its_lease_within_seconds(sl
 
         worker.proc.send_signal(signal.SIGTERM)  # the worker alone (its own session)
         released = wait_until(
-            lambda: platform.submission(created["id"], token)["status"] == "queued", 5,
+            lambda: platform.submission(created["id"], token)["status"] == "queued",
+            5,
             f"lease released\n{platform.logs_text()}",
         )
-        gone = released + wait_until(lambda: not any(map(alive, [worker.proc.pid, *tree])), 10,
-                                     f"worker and child gone\n{platform.logs_text()}")
+        gone = released + wait_until(
+            lambda: not any(map(alive, [worker.proc.pid, *tree])),
+            10,
+            f"worker and child gone\n{platform.logs_text()}",
+        )
         print(f"SIGTERM to a worker: lease released in {released:.2f} s, all gone in {gone:.2f} s")
         body = platform.submission(created["id"], token)
         assert body["attempts"] == 0 and body["error"] is None, body
@@ -70,9 +78,7 @@ def test_stopped_worker_kills_its_child_and_releases_its_lease_within_seconds(sl
 
 
 @pytest.mark.parametrize("how", ["SIGTERM to serve alone", "SIGINT to its group"])
-def test_stopped_serve_leaves_no_process_and_finishes_the_evaluation_after_restart(
-    how, slow_env, tmp_path
-):
+def test_stopped_serve_leaves_no_process_and_finishes_the_evaluation_after_restart(how, slow_env, tmp_path):
     platform = Platform(slow_env, tmp_path)
     try:
         token = platform.create_team("Restarted")
@@ -87,7 +93,8 @@ def test_stopped_serve_leaves_no_process_and_finishes_the_evaluation_after_resta
         else:
             os.killpg(serve, signal.SIGINT)
         took = wait_until(
-            lambda: not group_members(serve) and not any(map(alive, [serve, *tree])), 10,
+            lambda: not group_members(serve) and not any(map(alive, [serve, *tree])),
+            10,
             f"every process gone\n{platform.logs_text()}",
         )
         print(f"{how}: serve, worker and child gone in {took:.2f} s")
@@ -116,8 +123,7 @@ def test_embedded_worker_that_dies_is_started_again(arena_env, tmp_path):
         wait_until(workers, 60, "an embedded worker")
         [first] = workers()
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: set(workers()) - {first}, 30,
-                   f"a new worker\n{platform.logs_text()}")
+        wait_until(lambda: set(workers()) - {first}, 30, f"a new worker\n{platform.logs_text()}")
         assert "starting it again" in platform.api.log.read_text()
         token = platform.create_team("After the crash")
         created = platform.submit(token, make_checkpoint(tmp_path / "m.pth")).json()
@@ -136,8 +142,10 @@ def test_without_a_live_worker_the_api_and_the_page_say_so(arena_env, tmp_path):
         def says_no_worker(submission_id: int) -> bool:
             body = platform.submission(submission_id, token)
             page = httpx.get(f"{platform.url}/submissions/{submission_id}").text
-            return body["waiting_for_worker"] and NO_WORKER in body["estimate"]["summary"] and (
-                NO_WORKER in page
+            return (
+                body["waiting_for_worker"]
+                and NO_WORKER in body["estimate"]["summary"]
+                and (NO_WORKER in page)
             )
 
         first = platform.submit(token, checkpoint).json()

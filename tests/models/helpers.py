@@ -54,8 +54,6 @@ def export_to(model: nn.Module, path: Path) -> Path:
     """The export recipe of models/checkpoints/EXPORT.md."""
     model.eval()
     batch = torch.export.Dim("batch", min=1, max=4096)
-    program = torch.export.export(
-        model, (torch.rand(2, 3, 32, 32),), dynamic_shapes={"x": {0: batch}}
-    )
+    program = torch.export.export(model, (torch.rand(2, 3, 32, 32),), dynamic_shapes={"x": {0: batch}})
     torch.export.save(program, str(path))
     return path

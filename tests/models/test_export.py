@@ -122,9 +122,7 @@ def _pickled_weight(entries, target):
     config = json.loads(entries[name])
     first = next(iter(config["config"].values()))
     first["use_pickle"] = True
-    entries[_root(entries) + "data/weights/" + first["path_name"]] = torch_bytes(
-        FileCreator(target)
-    )
+    entries[_root(entries) + "data/weights/" + first["path_name"]] = torch_bytes(FileCreator(target))
     entries[name] = json.dumps(config).encode()
 
 

@@ -57,9 +57,7 @@ def test_wrappers_are_unwrapped(tmp_path, lenet, wrapper):
         assert any(f"'{first}' entry" in note for note in loaded.notes)
 
 
-@pytest.mark.parametrize(
-    "prefix", ["module.", "_orig_mod.", "module._orig_mod.", "_orig_mod.module."]
-)
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod.", "_orig_mod.module."])
 def test_prefixes_are_stripped(tmp_path, lenet, prefix):
     path = tmp_path / "ckpt.pth"
     torch.save({"state_dict": {prefix + k: v for k, v in lenet.state_dict().items()}}, path)
@@ -118,9 +116,7 @@ def test_tensors_saved_on_cuda_load_on_the_cpu(tmp_path, lenet, legacy):
 def test_old_checkpoints_without_num_batches_tracked_load(tmp_path):
     torch.manual_seed(0)
     net = build_model("resnet20").eval()
-    state = OrderedDict(
-        (k, v) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")
-    )
+    state = OrderedDict((k, v) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked"))
     torch.save(state, tmp_path / "old.pth")
     loaded = load_model(tmp_path / "old.pth", arch="auto")
     assert loaded.arch == "resnet20" and _same_outputs(loaded, net, atol=1e-5)
@@ -191,8 +187,7 @@ def test_probe_accepts_a_good_model_and_names_what_is_wrong_otherwise(tmp_path, 
     torch.save(lenet.state_dict(), tmp_path / "ckpt.pth")
     probe_model(load_model(tmp_path / "ckpt.pth"))
     broken = {
-        k: torch.full_like(v, float("nan")) if k == "fc3.bias" else v
-        for k, v in lenet.state_dict().items()
+        k: torch.full_like(v, float("nan")) if k == "fc3.bias" else v for k, v in lenet.state_dict().items()
     }
     torch.save(broken, tmp_path / "nan.pth")
     with pytest.raises(CheckpointError, match="NaN"):

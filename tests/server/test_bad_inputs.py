@@ -175,7 +175,9 @@ def test_path_traversal_file_name_is_only_display_text(client, token, settings_e
 def test_bad_or_missing_token(client, tmp_path, header):
     headers = {"Authorization": header} if header else {}
     response = client.post(
-        "/api/submissions", headers=headers, data={"arch": "lenet"},
+        "/api/submissions",
+        headers=headers,
+        data={"arch": "lenet"},
         files={"checkpoint": ("m.pth", make_checkpoint(tmp_path / "m.pth").read_bytes())},
     )
     assert response.status_code == 401
@@ -188,9 +190,7 @@ def test_unusual_team_names_are_stored_verbatim(client, name):
         "/api/teams", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     )
     assert response.status_code == 201
-    again = client.post(
-        "/api/teams", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    )
+    again = client.post("/api/teams", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert again.status_code == 409  # the table still exists and holds the name
     assert name in again.json()["detail"]
 
@@ -218,7 +218,8 @@ def test_another_teams_submission_cannot_be_cancelled(client, token, tmp_path):
 
 def test_checkpoint_sent_as_text_field(client, token):
     response = client.post(
-        "/api/submissions", headers={"Authorization": f"Bearer {token}"},
+        "/api/submissions",
+        headers={"Authorization": f"Bearer {token}"},
         data={"arch": "lenet", "checkpoint": "not a file"},
     )
     assert 400 <= response.status_code < 500
@@ -326,9 +327,7 @@ AUDIT_CASES = {
 
 
 @pytest.mark.parametrize("case", list(AUDIT_CASES))
-def test_hostile_upload_is_refused_by_the_audit_with_a_reason(
-    client, token, settings_env, exported, case
-):
+def test_hostile_upload_is_refused_by_the_audit_with_a_reason(client, token, settings_env, exported, case):
     build, fragment = AUDIT_CASES[case]
     uploads = Path(settings_env["ARENA_HOME"]) / "uploads"
     response = _upload(client, token, build(exported), name="model.pt2", arch="auto")
@@ -337,6 +336,8 @@ def test_hostile_upload_is_refused_by_the_audit_with_a_reason(
     assert response.json().get("field") == "checkpoint"
     assert not MARKER.exists(), "uploaded code ran"
     assert not list(uploads.glob("*")), "a refused upload was kept"
+
+
 # --- crafted files whose checks used to raise something other than a refusal -------------
 
 
@@ -364,9 +365,7 @@ def _program(input_spec: object, sizes: object) -> bytes:
 
 CRAFTED = {
     # BINBYTES8 announcing 50 GiB in a 117-byte file (MemoryError when read naively).
-    "binbytes8-50GiB": lambda: (
-        b"\x80\x04\x8e" + struct.pack("<Q", 50 * 2**30) + b"\0" * 100 + b"."
-    )[:117],
+    "binbytes8-50GiB": lambda: (b"\x80\x04\x8e" + struct.pack("<Q", 50 * 2**30) + b"\0" * 100 + b".")[:117],
     # model.json with a list where an object belongs, plain ints where size objects belong
     # (AttributeError), and 200 000 levels of nesting (RecursionError).
     "pt2-list-for-dict": lambda: _pt2(_program({"user_input": []}, [])),
@@ -400,8 +399,8 @@ def test_oversized_chunked_upload_is_413(client, token, monkeypatch):
 
     def body():
         yield (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"arch\"\r\n\r\nlenet\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"checkpoint\"; "
+            f'--{boundary}\r\nContent-Disposition: form-data; name="arch"\r\n\r\nlenet\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="checkpoint"; '
             'filename="big.pth"\r\n\r\n'
         ).encode()
         for _ in range(3 * 16):

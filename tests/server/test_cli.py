@@ -87,13 +87,21 @@ def test_data_import_accepts_the_official_row_layout(settings_env, tmp_path):
 
 
 def test_serve_without_data_or_internet_says_what_to_do(tmp_path):
-    env = {**os.environ, "ARENA_HOME": str(tmp_path / "home"),
-           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-           "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
+    env = {
+        **os.environ,
+        "ARENA_HOME": str(tmp_path / "home"),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+    }
     env.pop("ARENA_EVAL_SET", None)
     completed = subprocess.run(
         [sys.executable, "-m", "server.cli", "serve", "--port", "9"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode != 0
     # The exact command that works from a clone, as the README gives it.
@@ -109,7 +117,10 @@ def test_worker_without_its_configured_set_says_what_is_missing(tmp_path):
     env = {**os.environ, "ARENA_HOME": str(tmp_path / "home"), "ARENA_EVAL_SET": str(missing)}
     completed = subprocess.run(
         [sys.executable, "-m", "server.cli", "worker"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode != 0
     assert f"ARENA_EVAL_SET={missing} does not exist" in completed.stderr
@@ -141,11 +152,14 @@ def test_torch_export_archive_uploads_with_arch_auto(settings_env, exported):
     from tests.conftest import ADMIN_TOKEN
 
     client = TestClient(create_app())
-    token = client.post("/api/teams", json={"name": "Exporters"},
-                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()["token"]
+    token = client.post(
+        "/api/teams", json={"name": "Exporters"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    ).json()["token"]
     response = client.post(
-        "/api/submissions", headers={"Authorization": f"Bearer {token}"},
-        data={"arch": "auto"}, files={"checkpoint": ("custom.pt2", exported.read_bytes())},
+        "/api/submissions",
+        headers={"Authorization": f"Bearer {token}"},
+        data={"arch": "auto"},
+        files={"checkpoint": ("custom.pt2", exported.read_bytes())},
     )
     assert response.status_code == 202, response.text
     assert response.json()["arch"] == "torch-export"
@@ -199,8 +213,13 @@ def test_queue_lists_what_runs_and_waits(settings_env):
         bob, _ = team(session, "Bob")
         add_submission(session, bob, status=Status.QUEUED, sigma=0.25)
         add_submission(session, ada, status=Status.FINISHED)
-        add_submission(session, ada, status=Status.RUNNING, arch="resnet20",
-                       progress={"stage": "fgsm", "done": 64, "total": 1024})
+        add_submission(
+            session,
+            ada,
+            status=Status.RUNNING,
+            arch="resnet20",
+            progress={"stage": "fgsm", "done": 64, "total": 1024},
+        )
     lines = run_cli("queue").splitlines()
     assert [line.split("\t")[1:3] for line in lines] == [["Ada", "resnet20"], ["Bob", "lenet σ=0.25"]]
     assert "running fgsm 64/1024" in lines[0] and lines[1].endswith("queued #1")

@@ -39,7 +39,9 @@ def test_queue_is_served_first_come_first_served_by_the_busy_workers():
 
     def queued(ahead: int, elapsed: list[float]):
         return for_queued(
-            history=history, kind=LENET, ahead=[LENET] * ahead,
+            history=history,
+            kind=LENET,
+            ahead=[LENET] * ahead,
             running=[(LENET, e) for e in elapsed],
         )
 
@@ -80,16 +82,13 @@ def test_running_submission_counts_down_then_admits_it_is_late():
     on_time = for_running(history=history, kind=LENET, elapsed=60.0)
     assert on_time.finish_in_seconds == 180.0
     assert on_time.summary == (
-        "expected to finish in about 3 min (a typical evaluation takes 4 min: "
-        "the last one of this suite)"
+        "expected to finish in about 3 min (a typical evaluation takes 4 min: the last one of this suite)"
     )
     late = for_running(history=history, kind=LENET, elapsed=300.0)
     assert late.finish_in_seconds is None and late.summary.startswith("taking longer than usual")
 
 
-@pytest.mark.parametrize(
-    ("seconds", "words"), [(0.2, "1 s"), (40, "40 s"), (720, "12 min"), (5400, "1.5 h")]
-)
+@pytest.mark.parametrize(("seconds", "words"), [(0.2, "1 s"), (40, "40 s"), (720, "12 min"), (5400, "1.5 h")])
 def test_durations_in_words(seconds, words):
     assert about(seconds) == words
 
@@ -101,12 +100,18 @@ def test_api_and_page_show_the_estimate_of_a_queued_and_a_running_submission(set
         bob, _ = team(session, "Bob")
         for minutes in (4, 6, 5):  # typical: 5 min
             add_submission(
-                session, ada, started_at=now - timedelta(minutes=30),
+                session,
+                ada,
+                started_at=now - timedelta(minutes=30),
                 finished_at=now - timedelta(minutes=30 - minutes),
             )
         running = add_submission(
-            session, ada, status=Status.RUNNING, started_at=now - timedelta(minutes=2),
-            lease_owner="worker-1", lease_expires=now + timedelta(seconds=60),
+            session,
+            ada,
+            status=Status.RUNNING,
+            started_at=now - timedelta(minutes=2),
+            lease_owner="worker-1",
+            lease_expires=now + timedelta(seconds=60),
         )
         queued = add_submission(session, bob, status=Status.QUEUED)
         crud.record_worker(session=session, worker_id="worker-1", hostname="gpu-1", pid=7)
@@ -135,8 +140,9 @@ def test_without_a_live_worker_no_start_is_promised(settings_env):
     with session_scope() as session:
         ada, _ = team(session, "Ada")
         now = utcnow()
-        add_submission(session, ada, started_at=now - timedelta(minutes=9),
-                       finished_at=now - timedelta(minutes=4))
+        add_submission(
+            session, ada, started_at=now - timedelta(minutes=9), finished_at=now - timedelta(minutes=4)
+        )
         queued = add_submission(session, ada, status=Status.QUEUED)
         crud.record_worker(session=session, worker_id="gone", hostname="gpu-1", pid=7)
         crud.forget_workers(session=session, worker_id="gone")
@@ -166,8 +172,7 @@ def test_cost_model_stands_in_for_missing_history():
     queued = for_queued(history=history, kind=LENET, ahead=[WRN], running=[])
     assert (queued.start_in_seconds, queued.finish_in_seconds) == (60.0, 960.0)
     assert queued.summary == (
-        "expected to start in about 60 s and to finish within about 16 min "
-        "(at most 15 min by the cost model)"
+        "expected to start in about 60 s and to finish within about 16 min (at most 15 min by the cost model)"
     )
     late = for_running(history=history, kind=LENET, elapsed=1000.0)
     assert late.summary.startswith("taking longer than the cost model's bound")
@@ -185,9 +190,7 @@ def live_worker(settings_env):
 
 def _timed(arch: str, forward: float, backward: float) -> None:
     with session_scope() as session:
-        crud.record_throughput(
-            session=session, arch=arch, device="cpu", forward=forward, backward=backward
-        )
+        crud.record_throughput(session=session, arch=arch, device="cpu", forward=forward, backward=backward)
 
 
 def test_first_submission_of_a_platform_gets_the_cost_models_figure(settings_env, live_worker):
@@ -197,9 +200,7 @@ def test_first_submission_of_a_platform_gets_the_cost_models_figure(settings_env
         ada, _ = team(session, "Ada")
         bob, _ = team(session, "Bob")
         plain = add_submission(session, ada, status=Status.QUEUED, arch="resnet20")
-        certified = add_submission(
-            session, bob, status=Status.QUEUED, arch="resnet20", sigma=0.25
-        )
+        certified = add_submission(session, bob, status=Status.QUEUED, arch="resnet20", sigma=0.25)
         wider = add_submission(session, bob, status=Status.QUEUED, arch="resnet56")
     client = TestClient(create_app())
     smoke = SUITES["smoke"]
@@ -223,9 +224,7 @@ def test_first_submission_of_a_platform_gets_the_cost_models_figure(settings_env
     # ResNet-56, never timed: ResNet-20's rate scaled by their FLOPs.
     scale = CATALOG["resnet20"].flops / CATALOG["resnet56"].flops
     third = client.get(f"/api/submissions/{wider}").json()["estimate"]
-    assert third["typical_seconds"] == pytest.approx(
-        seconds(suite_passes(smoke, 64, certified=False), scale)
-    )
+    assert third["typical_seconds"] == pytest.approx(seconds(suite_passes(smoke, 64, certified=False), scale))
     assert "scaled by FLOPs from resnet20 timed on cpu" in third["summary"]
 
 
@@ -248,7 +247,10 @@ def test_finished_evaluations_of_other_kinds_calibrate_the_cost_model(settings_e
         # Two ResNet-20 runs took a tenth and a fifth of their bound: median ratio 0.15.
         for share in (0.1, 0.2):
             add_submission(
-                session, ada, arch="resnet20", started_at=now - timedelta(hours=1),
+                session,
+                ada,
+                arch="resnet20",
+                started_at=now - timedelta(hours=1),
                 finished_at=now - timedelta(hours=1) + timedelta(seconds=share * model_seconds),
             )
         wider = add_submission(session, bob, status=Status.QUEUED, arch="resnet56")

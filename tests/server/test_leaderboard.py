@@ -15,16 +15,27 @@ from server.state.tables import Result, Status, Submission, utcnow
 def add_finished(session, team_id: int, natural: float, linf: float, l2: float, minutes_ago: int):
     created = utcnow() - timedelta(minutes=minutes_ago)
     submission = Submission(
-        team_id=team_id, arch="lenet", stored_name="x.pth", sha256="0" * 64, size_bytes=1,
-        suite="smoke", status=Status.FINISHED, created_at=created,
+        team_id=team_id,
+        arch="lenet",
+        stored_name="x.pth",
+        sha256="0" * 64,
+        size_bytes=1,
+        suite="smoke",
+        status=Status.FINISHED,
+        created_at=created,
     )
     session.add(submission)
     session.flush()
     metrics = {"natural": natural, "fgsm": linf, "pgd_linf": linf, "pgd_l2": l2}
-    session.add(Result(
-        submission_id=submission.id, suite="smoke", suite_version="1",
-        metrics={k: {"accuracy": v} for k, v in metrics.items()}, **metrics,
-    ))
+    session.add(
+        Result(
+            submission_id=submission.id,
+            suite="smoke",
+            suite_version="1",
+            metrics={k: {"accuracy": v} for k, v in metrics.items()},
+            **metrics,
+        )
+    )
     session.commit()
     return submission.id
 
@@ -33,11 +44,12 @@ def test_each_team_ranked_by_its_best_submission(settings_env):
     with session_scope() as session:
         ada, _ = crud.create_team(session=session, name="Ada")
         bob, _ = crud.create_team(session=session, name="Bob")
-        add_finished(session, ada.id, 0.9, 0.1, 0.2, minutes_ago=30)   # score 0.4
+        add_finished(session, ada.id, 0.9, 0.1, 0.2, minutes_ago=30)  # score 0.4
         best = add_finished(session, ada.id, 0.8, 0.4, 0.6, minutes_ago=20)  # score 0.6
-        add_finished(session, bob.id, 0.9, 0.3, 0.3, minutes_ago=10)   # score 0.5
-        board = published(session=session, suite="smoke",
-                          weights={"natural": 1, "pgd_linf": 1, "pgd_l2": 1}).board
+        add_finished(session, bob.id, 0.9, 0.3, 0.3, minutes_ago=10)  # score 0.5
+        board = published(
+            session=session, suite="smoke", weights={"natural": 1, "pgd_linf": 1, "pgd_l2": 1}
+        ).board
     assert [(r.rank, r.team) for r in board.rows] == [(1, "Ada"), (2, "Bob")]
     assert board.rows[0].submission_id == best
     assert board.rows[0].score == pytest.approx(0.6)
@@ -78,8 +90,18 @@ def test_api_shows_the_rule_and_rows(settings_env, monkeypatch):
     body = TestClient(create_app()).get("/api/leaderboard").json()
     assert body["score_rule"].startswith("Score = PGD ℓ2")
     assert body["rows"][0]["score"] == pytest.approx(0.3)
-    assert set(body["rows"][0]) >= {"rank", "team", "submission_id", "score", "natural", "fgsm",
-                                    "pgd_linf", "pgd_l2", "smoothing", "submitted_at"}
+    assert set(body["rows"][0]) >= {
+        "rank",
+        "team",
+        "submission_id",
+        "score",
+        "natural",
+        "fgsm",
+        "pgd_linf",
+        "pgd_l2",
+        "smoothing",
+        "submitted_at",
+    }
 
 
 def test_cached_board_follows_uploads_discards_and_results(settings_env):
@@ -97,8 +119,15 @@ def test_cached_board_follows_uploads_discards_and_results(settings_env):
     with session_scope() as session:
         pending = [
             crud.reserve_submission(
-                session=session, team_id=ada.id, per_day=10, max_active=5, arch="lenet",
-                stored_name=f"{n}.pth", sha256="1" * 64, size_bytes=1, suite="smoke",
+                session=session,
+                team_id=ada.id,
+                per_day=10,
+                max_active=5,
+                arch="lenet",
+                stored_name=f"{n}.pth",
+                sha256="1" * 64,
+                size_bytes=1,
+                suite="smoke",
             ).id
             for n in range(2)
         ]

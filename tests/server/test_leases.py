@@ -21,8 +21,15 @@ RESULTS = {"suite": {"name": "smoke", "version": "1"}, "natural": {"accuracy": 0
 def queued_submission(session, name: str = "Ada") -> int:
     team, _ = crud.create_team(session=session, name=name)
     submission = crud.reserve_submission(
-        session=session, team_id=team.id, per_day=5, max_active=1, arch="lenet",
-        stored_name="x.pth", sha256="0" * 64, size_bytes=1, suite="smoke",
+        session=session,
+        team_id=team.id,
+        per_day=5,
+        max_active=1,
+        arch="lenet",
+        stored_name="x.pth",
+        sha256="0" * 64,
+        size_bytes=1,
+        suite="smoke",
     )
     crud.mark_queued(session=session, submission_id=submission.id, task_id="t1")
     return submission.id
@@ -54,10 +61,14 @@ def test_expired_lease_is_requeued_then_failed_uncharged(settings_env):
         sid = queued_submission(session)
         team_id = session.get(Submission, sid).team_id
         for attempt in range(1, 4):
-            assert crud.claim_submission(session=session, submission_id=sid, owner=f"w{attempt}",
-                                         lease_seconds=60)
-            session.execute(update(Submission).where(Submission.id == sid)
-                            .values(lease_expires=utcnow() - timedelta(seconds=1)))
+            assert crud.claim_submission(
+                session=session, submission_id=sid, owner=f"w{attempt}", lease_seconds=60
+            )
+            session.execute(
+                update(Submission)
+                .where(Submission.id == sid)
+                .values(lease_expires=utcnow() - timedelta(seconds=1))
+            )
             session.commit()
             status = crud.requeue_expired(session=session, submission_id=sid, max_attempts=3)
             assert status == (Status.QUEUED if attempt < 3 else Status.FAILED)
@@ -77,8 +88,9 @@ def test_a_child_interrupted_by_a_stop_goes_back_uncounted(settings_env, returnc
         sid = queued_submission(session)
     for _restart in range(4):
         with session_scope() as session:
-            assert crud.claim_submission(session=session, submission_id=sid, owner=WORKER_ID,
-                                         lease_seconds=60)
+            assert crud.claim_submission(
+                session=session, submission_id=sid, owner=WORKER_ID, lease_seconds=60
+            )
         interrupted = ChildOutcome(returncode, None, timed_out=False, lease_lost=False)
         assert _settle(sid, interrupted, None, get_settings()) == "released"
     with session_scope() as session:
@@ -100,8 +112,7 @@ def test_probe_runs_under_a_memory_limit(settings_env, tmp_path, monkeypatch):
     from server.state.config import get_settings
 
     checkpoint = make_checkpoint(tmp_path / "m.pth")
-    assert probe_checkpoint(checkpoint, arch="lenet", mean=None, std=None,
-                            settings=get_settings()).ok
+    assert probe_checkpoint(checkpoint, arch="lenet", mean=None, std=None, settings=get_settings()).ok
     monkeypatch.setenv("ARENA_PROBE_MEMORY_LIMIT_MB", "300")
     get_settings.cache_clear()
     starved = probe_checkpoint(checkpoint, arch="lenet", mean=None, std=None, settings=get_settings())

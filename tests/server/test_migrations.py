@@ -11,6 +11,4 @@ def test_migrated_database_matches_the_tables(settings_env):
     # settings_env ran every migration on this test's database (SQLite, or PostgreSQL in CI).
     with get_engine().connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    assert differences == [], "a change to server/state/tables.py needs a migration: " + repr(
-        differences
-    )
+    assert differences == [], "a change to server/state/tables.py needs a migration: " + repr(differences)

@@ -29,17 +29,13 @@ def metric(accuracy: float, n: int, **extra) -> dict:
     }
 
 
-def results(
-    natural, fgsm, linf, l2, *, n=1000, certified=None, sigma=0.25, flags=(), suite="smoke"
-):
+def results(natural, fgsm, linf, l2, *, n=1000, certified=None, sigma=0.25, flags=(), suite="smoke"):
     """A result shaped like the engine's, with intervals matching ``n`` images."""
     out = {
         "suite": {"name": suite, "version": "1", "params": {}},
         "natural": metric(natural, n),
         "fgsm": metric(fgsm, n),
-        "pgd_linf": metric(
-            linf, n, attacks={"fgsm": fgsm, "pgd_ce": linf + 0.01, "pgd_margin": linf}
-        ),
+        "pgd_linf": metric(linf, n, attacks={"fgsm": fgsm, "pgd_ce": linf + 0.01, "pgd_margin": linf}),
         "pgd_l2": {
             **metric(l2, n, attacks={"pgd_ce": l2, "noise": min(1.0, l2 + 0.2)}),
             "params": {"threat": "l2", "eps": 0.5, "step_size": 0.2, "steps": 20},
@@ -131,9 +127,7 @@ def test_leaderboard_shows_every_column_with_intervals_and_flags(client):
         add_submission(
             session,
             bob,
-            metrics=results(
-                0.7, 0.2, 0.1, 0.2, certified=[0.6] * 7, flags=("noise_beats_gradient_attack",)
-            ),
+            metrics=results(0.7, 0.2, 0.1, 0.2, certified=[0.6] * 7, flags=("noise_beats_gradient_attack",)),
         )
     html = client.get("/").text
     assert board_rows(html) == ["Ada", "Bob"]
@@ -150,9 +144,7 @@ def test_leaderboard_shows_every_column_with_intervals_and_flags(client):
         "Best submitted (UTC)",
     ):
         assert f">{header}<span" in html
-    assert (
-        "Score = mean of natural accuracy, PGD ℓ∞ robust accuracy, PGD ℓ2 robust accuracy" in html
-    )
+    assert "Score = mean of natural accuracy, PGD ℓ∞ robust accuracy, PGD ℓ2 robust accuracy" in html
     low, high = clopper_pearson(900, 1000)
     assert f'data-tip="95% interval {100 * low:.1f}–{100 * high:.1f}%">90.0%' in html
     ada_row = html.split('data-team="Ada"')[1].split("</tr>")[0]
@@ -211,9 +203,7 @@ def test_baseline_is_marked_and_ranked_among_teams_without_taking_a_rank(client)
     html = client.get("/").text
     assert board_rows(html) == ["Ada", "Reference ResNet", "Bob"]
     ref_row = html.split('data-team="Reference ResNet"')[1].split("</tr>")[0]
-    assert (
-        'class="baseline"' in ref_row and '<span class="badge baseline">baseline</span>' in ref_row
-    )
+    assert 'class="baseline"' in ref_row and '<span class="badge baseline">baseline</span>' in ref_row
     assert "2 teams ranked" in html
 
 
@@ -271,9 +261,7 @@ def test_suite_choice_lists_suites_with_results_and_filters(client):
         ada, _ = team(session, "Ada")
         bob, _ = team(session, "Bob")
         add_submission(session, ada, metrics=results(0.9, 0.5, 0.4, 0.5, suite="smoke"))
-        add_submission(
-            session, bob, metrics=results(0.9, 0.5, 0.4, 0.5, suite="class"), suite="class"
-        )
+        add_submission(session, bob, metrics=results(0.9, 0.5, 0.4, 0.5, suite="class"), suite="class")
     html = client.get("/").text
     options = re.findall(r'<option value="(\w+)"( selected)?>\1</option>', html)
     assert [o[0] for o in options if o[0] in ("class", "robustbench", "smoke")] == [
@@ -284,10 +272,7 @@ def test_suite_choice_lists_suites_with_results_and_filters(client):
     assert ("smoke", " selected") in options  # the server's suite by default
     assert board_rows(html) == ["Ada"]
     assert board_rows(client.get("/?suite=class").text) == ["Bob"]
-    assert (
-        "No finished submissions in suite robustbench yet."
-        in client.get("/?suite=robustbench").text
-    )
+    assert "No finished submissions in suite robustbench yet." in client.get("/?suite=robustbench").text
 
 
 def test_csv_and_json_exports(client):
@@ -368,9 +353,7 @@ def test_finished_submission_page_has_results_charts_flags_and_download(client):
             ada,
             sigma=0.5,
             minutes_ago=60,
-            metrics=results(
-                0.6, 0.3, 0.3, 0.3, certified=[0.6, 0.55, 0.5, 0.45, 0.4, 0.3, 0.2], sigma=0.5
-            ),
+            metrics=results(0.6, 0.3, 0.3, 0.3, certified=[0.6, 0.55, 0.5, 0.45, 0.4, 0.3, 0.2], sigma=0.5),
         )
         sid = add_submission(
             session,
@@ -400,7 +383,7 @@ def test_finished_submission_page_has_results_charts_flags_and_download(client):
     assert "80.0%" in natural and f"{100 * low:.1f}–{100 * high:.1f}%" in natural
     assert "ε = 8/255" in table and "σ = 0.25" in table
     pgd_l2 = table.split('data-metric="pgd_l2"')[1].split("</tr>")[0]
-    assert "ε = 0.5</span>, <span class=\"param\">step = 0.2</span>" in pgd_l2
+    assert 'ε = 0.5</span>, <span class="param">step = 0.2</span>' in pgd_l2
 
     bars = html.split('<svg id="attack-chart"')[1].split("</svg>")[0]
     assert 'role="img"' in bars
@@ -458,9 +441,7 @@ def test_running_and_queued_submissions_show_live_progress(client):
         ("smoothing", "waiting"),
     ]
     assert '<progress id="stage-pgd_linf" max="1024" value="256">' in html
-    assert (
-        "256 / 1024 images" in html and '<label for="stage-smoothing">Certification</label>' in html
-    )
+    assert "256 / 1024 images" in html and '<label for="stage-smoothing">Certification</label>' in html
     assert '<script src="/static/submission.js" defer></script>' in html
     assert "position 1 in the queue" in client.get(f"/submissions/{queued}").text
     api = client.get(f"/api/submissions/{running}").json()
@@ -488,9 +469,7 @@ def test_failure_reason_is_shown_to_the_owning_team_only(client):
     public = client.get(f"/submissions/{sid}").text
     assert 'data-outcome="failed"' in public and "conv1.weight" not in public
     assert "the submitting team sees the reason" in public and 'id="owner-hint"' in public
-    owner = client.get(
-        f"/submissions/{sid}/outcome", headers={"Authorization": f"Bearer {token}"}
-    ).text
+    owner = client.get(f"/submissions/{sid}/outcome", headers={"Authorization": f"Bearer {token}"}).text
     assert "conv1.weight has shape [6, 1, 5, 5]" in owner and 'id="owner-hint"' not in owner
     other = client.get(f"/submissions/{sid}/outcome", headers={"Authorization": "Bearer nope"}).text
     assert "conv1.weight" not in other
@@ -537,9 +516,7 @@ def test_upload_form_labels_every_field_and_has_a_place_for_each_error(client):
 def test_pages_load_nothing_from_other_sites(client, path):
     with session_scope() as session:
         ada, _ = team(session, "Ada")
-        add_submission(
-            session, ada, sigma=0.25, metrics=results(0.9, 0.5, 0.4, 0.5, certified=[0.5] * 7)
-        )
+        add_submission(session, ada, sigma=0.25, metrics=results(0.9, 0.5, 0.4, 0.5, certified=[0.5] * 7))
     html = client.get(path).text
     for url in re.findall(r'(?:src|href)="([^"]*)"', html):
         assert url.startswith(("/", "#")), url
@@ -603,16 +580,33 @@ def test_the_submission_shows_the_normalisation_evidence_and_the_api_its_flag(cl
     summary = "No normalisation was declared and no normalisation (...) is 99.6% accurate."
 
     def candidate(name, label, accuracy, p_value=None, beats=False):
-        return {"name": name, "label": label, "mean": [0.5] * 3, "std": [0.5] * 3,
-                "accuracy": accuracy, "correct": round(accuracy * 512), "gained": 3, "lost": 1,
-                "p_value": p_value, "beats": beats}
+        return {
+            "name": name,
+            "label": label,
+            "mean": [0.5] * 3,
+            "std": [0.5] * 3,
+            "accuracy": accuracy,
+            "correct": round(accuracy * 512),
+            "gained": 3,
+            "lost": 1,
+            "p_value": p_value,
+            "beats": beats,
+        }
 
     record = {
-        "mode": "auto", "verdict": "switched", "inferred": True, "in_force": "default",
-        "chosen": "none", "mean": [0, 0, 0], "std": [1, 1, 1], "n": 512,
+        "mode": "auto",
+        "verdict": "switched",
+        "inferred": True,
+        "in_force": "default",
+        "chosen": "none",
+        "mean": [0, 0, 0],
+        "std": [1, 1, 1],
+        "n": 512,
         "test": {"name": "exact McNemar", "alpha": 0.001, "min_gain": 0.05},
-        "candidates": [candidate("none", "no normalisation", 0.996, 1.7e-139, True),
-                       candidate("default", "lenet's reference default", 0.094)],
+        "candidates": [
+            candidate("none", "no normalisation", 0.996, 1.7e-139, True),
+            candidate("default", "lenet's reference default", 0.094),
+        ],
         "summary": summary,
     }
     metrics = results(0.99, 0.2, 0.1, 0.1, flags=("normalisation_inferred",))
@@ -637,7 +631,12 @@ def test_upload_form_offers_the_normalisation_choices_and_explains_the_rule(clie
     html = client.get("/submit").text
     choice = html.split('id="norm-choice"')[1].split("</select>")[0]
     assert re.findall(r'<option value="([\w-]+)"', choice) == [
-        "auto", "none", "cifar10", "cifar10-kuangliu", "imagenet", "custom"
+        "auto",
+        "none",
+        "cifar10",
+        "cifar10-kuangliu",
+        "imagenet",
+        "custom",
     ]
     assert 'data-mean="0.4914,0.4822,0.4465" data-std="0.247,0.2435,0.2616"' in choice
     assert 'data-std="0.2023,0.1994,0.201"' in choice

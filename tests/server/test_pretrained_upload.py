@@ -52,8 +52,9 @@ def test_real_checkpoint_uploads_and_scores(settings_env, tmp_path, arch, filena
 
     from models.checkpoints.loading import load_model
 
-    stored = upload(settings_env, arch, filename, arch=arch, mean="0.485,0.456,0.406",
-                    std="0.229,0.224,0.225")
+    stored = upload(
+        settings_env, arch, filename, arch=arch, mean="0.485,0.456,0.406", std="0.229,0.224,0.225"
+    )
     loaded = load_model(stored, arch=arch, **IMAGENET)
     images, labels = first_test_images(tmp_path)
     with torch.inference_mode():

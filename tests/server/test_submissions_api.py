@@ -135,19 +135,18 @@ def test_unknown_submission_is_404(client):
     assert "not found" in response.json()["detail"]
 
 
-def test_normalisation_defaults_to_auto_accepts_as_declared_and_refuses_others(client, token,
-                                                                              tmp_path):
+def test_normalisation_defaults_to_auto_accepts_as_declared_and_refuses_others(client, token, tmp_path):
     checkpoint = make_checkpoint(tmp_path / "m.pth")
     response = upload(client, token, checkpoint, normalisation="sometimes")
     assert response.status_code == 422
     assert response.json()["field"] == "normalisation"
     assert "'auto'" in response.json()["detail"] and "'as-declared'" in response.json()["detail"]
-    response = upload(client, token, checkpoint, mean="0,0,0", std="1,1,1",
-                      normalisation="as-declared")
+    response = upload(client, token, checkpoint, mean="0,0,0", std="1,1,1", normalisation="as-declared")
     assert response.status_code == 202, response.text
     assert response.json()["normalisation"] == "as-declared"
     assert response.json()["normalisation_inferred"] is None
-    client.post(f"/api/submissions/{response.json()['id']}/cancel",
-                headers={"Authorization": f"Bearer {token}"})
+    client.post(
+        f"/api/submissions/{response.json()['id']}/cancel", headers={"Authorization": f"Bearer {token}"}
+    )
     response = upload(client, token, checkpoint)
     assert response.status_code == 202 and response.json()["normalisation"] == "auto"

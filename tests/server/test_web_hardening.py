@@ -19,7 +19,7 @@ from tests.e2e.test_platform import database_url
 from tests.server.test_pages import add_submission, results, team
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-FORMULAS = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tTab", "\rCR"]
+FORMULAS = ['=HYPERLINK("http://evil","x")', "+1+1", "-2+3", "@SUM(A1)", "\tTab", "\rCR"]
 
 
 @pytest.fixture
@@ -69,8 +69,7 @@ def test_links_to_a_team_page_encode_the_whole_name(client, name):
         created, _ = team(session, name)
         submission_id = add_submission(session, created, metrics=results(0.9, 0.5, 0.4, 0.5))
     encoded = "/teams/" + "".join(
-        ch if ch.isalnum() or ch in "_.-~" else "".join(f"%{b:02X}" for b in ch.encode())
-        for ch in name
+        ch if ch.isalnum() or ch in "_.-~" else "".join(f"%{b:02X}" for b in ch.encode()) for ch in name
     )
     for page in ("/", f"/submissions/{submission_id}"):
         links = re.findall(r'href="(/teams/[^"]*)"', client.get(page).text)

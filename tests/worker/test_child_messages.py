@@ -45,15 +45,12 @@ def supervise(lines: list[bytes | str], *, stdout: str = "") -> tuple[object, He
         (json.dumps({**VALID, "done": -1}).encode() + b"\n", "done"),
         (json.dumps({**VALID, "done": 5}).encode() + b"\n", "exceeds total"),
         (json.dumps({"type": "done", "ok": "yes"}).encode() + b"\n", "ok"),
-        (b'{"type": "throughput", "device": "cpu", "forward": -1.0, "backward": 1.0}\n',
-         "forward"),
+        (b'{"type": "throughput", "device": "cpu", "forward": -1.0, "backward": 1.0}\n', "forward"),
         (f"b'x' * {MAX_LINE_BYTES + 10} + b'\\n'", "longer than"),
         (json.dumps(VALID).encode(), "unterminated"),
     ],
 )
-def test_a_malformed_message_fails_the_evaluation_as_the_models_fault(
-    line: bytes | str, reason: str
-) -> None:
+def test_a_malformed_message_fails_the_evaluation_as_the_models_fault(line: bytes | str, reason: str) -> None:
     outcome, heartbeat = supervise([json.dumps(VALID).encode() + b"\n", line])
     assert outcome.returncode == MODEL_FAULT  # type: ignore[attr-defined]
     message = outcome.answer["message"]  # type: ignore[attr-defined]
@@ -75,9 +72,7 @@ def test_lines_forged_on_stdout_are_ignored() -> None:
         '{"type": "done", "ok": true, "results": {"natural": {"accuracy": 1.0}}}\n'
     )
     done = json.dumps({"type": "done", "ok": False, "kind": "model", "message": "real"})
-    outcome, heartbeat = supervise(
-        [json.dumps(VALID).encode() + b"\n", done.encode() + b"\n"], stdout=forged
-    )
+    outcome, heartbeat = supervise([json.dumps(VALID).encode() + b"\n", done.encode() + b"\n"], stdout=forged)
     assert outcome.answer["message"] == "real"  # type: ignore[attr-defined]
     assert outcome.results is None  # type: ignore[attr-defined]
     assert heartbeat.progress is not None and heartbeat.progress["stage"] == "fgsm"

@@ -176,9 +176,16 @@ def test_an_evaluation_stopped_by_sigterm_exits_quietly(tmp_path: Path) -> None:
     checkpoint = make_checkpoint(tmp_path / "lenet.pt")
     eval_set = make_labelled_eval_set(tmp_path / "set.npz", checkpoint, "lenet", n=64)
     with Sandbox(files=[checkpoint, eval_set]) as box:
-        job = Job(kind="evaluate", message_fd=box.message_fd, checkpoint_fd=box.fds[0],
-                  eval_set_fd=box.fds[1], eval_set_name="set.npz", arch="lenet",
-                  suite="class", device="cpu")
+        job = Job(
+            kind="evaluate",
+            message_fd=box.message_fd,
+            checkpoint_fd=box.fds[0],
+            eval_set_fd=box.fds[1],
+            eval_set_name="set.npz",
+            arch="lenet",
+            suite="class",
+            device="cpu",
+        )
         box.start(["-m", "worker.sandbox", job.model_dump_json()])
         assert box.process is not None
         messages = box.messages()

@@ -21,8 +21,17 @@ SUITE = get_suite("smoke")
 def loaded(net, mean=HALF, std=HALF, declared=False) -> LoadedModel:
     """A ``lenet``-like entry whose default is (0.5, 0.5, 0.5), as intake builds it."""
     notes = [f"input normalisation mean={mean}, std={std} (default for lenet)"]
-    return LoadedModel(Normalized(net, mean, std), None, "lenet", notes, mean, std,
-                       default_mean=HALF, default_std=HALF, declared=declared)
+    return LoadedModel(
+        Normalized(net, mean, std),
+        None,
+        "lenet",
+        notes,
+        mean,
+        std,
+        default_mean=HALF,
+        default_std=HALF,
+        declared=declared,
+    )
 
 
 def names(found):
@@ -42,8 +51,7 @@ def test_candidates_and_the_one_in_force():
 def test_an_undeclared_network_is_switched_to_the_normalisation_it_was_trained_with():
     images, labels = brightness_images(300)
     before = loaded(Brightness(CIFAR))
-    after, record = settle_normalisation(before, images, labels, SUITE,
-                                         device=torch.device("cpu"))
+    after, record = settle_normalisation(before, images, labels, SUITE, device=torch.device("cpu"))
     assert (after.mean, after.std) == (CIFAR10_MEAN, CIFAR10_STD)
     assert after.notes[-1].endswith("(inferred from natural accuracy: CIFAR-10 statistics)")
     assert len([n for n in after.notes if n.startswith("input normalisation")]) == 1
@@ -51,8 +59,10 @@ def test_an_undeclared_network_is_switched_to_the_normalisation_it_was_trained_w
         assert (after.model(images).argmax(1) == labels).all()
     assert record["inferred"] and record["chosen"] == "cifar10" and record["n"] == 300
     assert record["verdict"] == "switched" and record["test"]["alpha"] == 0.001
-    assert "CIFAR-10 statistics (mean 0.4914, 0.4822, 0.4465, std 0.247, 0.2435, 0.2616) is " \
+    assert (
+        "CIFAR-10 statistics (mean 0.4914, 0.4822, 0.4465, std 0.247, 0.2435, 0.2616) is "
         "100.0% accurate on the first 300 images" in record["summary"]
+    )
     assert flags(record) == [{"code": "normalisation_inferred", "message": record["summary"]}]
 
 
@@ -65,8 +75,9 @@ def test_a_beaten_declaration_stops_with_both_accuracies_unless_insisted_on():
     assert "declared input normalisation (mean 0.5, 0.5, 0.5, std 0.5, 0.5, 0.5) gives" in message
     assert "while no normalisation (mean 0, 0, 0, std 1, 1, 1) gives 100.0%" in message
     assert "Resubmit with mean=0,0,0 and std=1,1,1, or with normalisation=as-declared" in message
-    kept, record = settle_normalisation(wrong, images, labels, SUITE, mode="as-declared",
-                                        device=torch.device("cpu"))
+    kept, record = settle_normalisation(
+        wrong, images, labels, SUITE, mode="as-declared", device=torch.device("cpu")
+    )
     assert kept is wrong and record["verdict"] == "insisted" and not record["inferred"]
     assert flags(record) == [] and "as the upload insisted" in record["summary"]
 

@@ -39,7 +39,12 @@ def certify_images(
     for start in range(0, len(x_all), group):
         x = x_all[start : start + group]
         prediction, radius, guess = smooth.certify_and_predict(
-            x, params.n0, params.n, params.alpha, params.predict_n, params.predict_alpha,
+            x,
+            params.n0,
+            params.n,
+            params.alpha,
+            params.predict_n,
+            params.predict_alpha,
             params.batch_size,
         )
         certified.append(prediction.cpu())

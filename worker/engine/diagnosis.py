@@ -40,9 +40,7 @@ def diagnose(model: nn.Module, images: Tensor, labels: Tensor) -> Diagnosis:
     scale = max(1.0, float(first.abs().max()))
     stochastic = not torch.allclose(first, second, rtol=0.0, atol=1e-4 * scale)
     row_sums = first.sum(dim=1)
-    probabilities = bool(
-        (first >= 0).all() and (first <= 1).all() and ((row_sums - 1).abs() < 1e-3).all()
-    )
+    probabilities = bool((first >= 0).all() and (first <= 1).all() and ((row_sums - 1).abs() < 1e-3).all())
     leaf = images.detach().requires_grad_(True)
     with torch.enable_grad():
         out = model(leaf)

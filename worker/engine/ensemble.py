@@ -108,15 +108,24 @@ class Ensemble:
     def _pgd(self, loss: Loss, guide: Classifier | None = None) -> list[Run]:
         p = self.params
         attack = PGD(
-            self.judge, self.ball, steps=p.steps, step_size=p.step_size, loss=loss,
-            random_start=p.random_start, guide=guide,
+            self.judge,
+            self.ball,
+            steps=p.steps,
+            step_size=p.step_size,
+            loss=loss,
+            random_start=p.random_start,
+            guide=guide,
         )
         return [lambda xs, ys, _: attack(xs, ys)]
 
     def _targeted(self, targets: Tensor) -> Run:
         p = self.params
         attack = PGD(
-            self.judge, self.ball, steps=p.steps, step_size=p.step_size, loss=Loss.TARGETED,
+            self.judge,
+            self.ball,
+            steps=p.steps,
+            step_size=p.step_size,
+            loss=Loss.TARGETED,
             random_start=p.random_start,
         )
         return lambda xs, ys, index: attack(xs, ys, targets[index])

@@ -28,8 +28,14 @@ from worker.engine.targets import clean_gradients
 
 Progress = Callable[[str, int, int], None]
 _SEED_OFFSETS = {
-    "probe": 0, "natural": 1, "fgsm": 2, "pgd_linf": 3, "pgd_l2": 4, "smoothing": 5,
-    "autoattack_linf": 6, "autoattack_l2": 7,
+    "probe": 0,
+    "natural": 1,
+    "fgsm": 2,
+    "pgd_linf": 3,
+    "pgd_l2": 4,
+    "smoothing": 5,
+    "autoattack_linf": 6,
+    "autoattack_l2": 7,
 }
 
 
@@ -129,27 +135,25 @@ class _Evaluation:
         if suite.autoattack is not None:
             out["autoattack"], linf = self._autoattack(clean)
             if linf is not None:
-                flags += autoattack_flag(
-                    linf, self.worst["pgd_linf"], margin=suite.checks.masking_margin
-                )
+                flags += autoattack_flag(linf, self.worst["pgd_linf"], margin=suite.checks.masking_margin)
         out["flags"] = flags
         out["model"] = self._model_report()
         return out
 
     def _natural(self) -> Tensor:
         self._reseed("natural")
-        scores = [
-            self.judge.correct(x, y, self.accuracy_draws).cpu()
-            for x, y in self._batches("natural")
-        ]
+        scores = [self.judge.correct(x, y, self.accuracy_draws).cpu() for x, y in self._batches("natural")]
         return torch.cat(scores)
 
     def _fgsm(self, clean: Tensor) -> Tensor:
         """FGSM, and the target classes of both threat models from the same clean gradients."""
         self._reseed("fgsm")
         attack, parts = FGSM(self.judge, eps=self.suite.fgsm.eps), []
-        threats = {key: p for key, p in (("pgd_linf", self.suite.pgd_linf),
-                                         ("pgd_l2", self.suite.pgd_l2)) if p.targets > 0}
+        threats = {
+            key: p
+            for key, p in (("pgd_linf", self.suite.pgd_linf), ("pgd_l2", self.suite.pgd_l2))
+            if p.targets > 0
+        }
         for (x, y), c in zip(self._batches("fgsm"), clean.split(self.batch), strict=True):
             c = c.to(self.device)
             scores, targets = torch.zeros_like(c), {}
@@ -157,8 +161,7 @@ class _Evaluation:
             if len(index):
                 xs, ys = (x, y) if len(index) == len(c) else (x[index], y[index])
                 gradients = clean_gradients(self.judge, xs, ys)
-                targets = {key: gradients.nearest(ys, p.targets, p.threat)
-                           for key, p in threats.items()}
+                targets = {key: gradients.nearest(ys, p.targets, p.threat) for key, p in threats.items()}
                 adversarial = attack.perturb(xs, gradients.loss)
                 del gradients
                 robust = self.judge.correct(adversarial, ys, self.accuracy_draws)
@@ -171,9 +174,7 @@ class _Evaluation:
         self, key: str, params: PGDParams, clean: Tensor, extra: dict[str, Tensor]
     ) -> tuple[dict[str, Any], list[dict[str, str]]]:
         self._reseed(key)
-        ensemble = Ensemble(
-            self.judge, params, surrogate=self.surrogate, accuracy_draws=self.accuracy_draws
-        )
+        ensemble = Ensemble(self.judge, params, surrogate=self.surrogate, accuracy_draws=self.accuracy_draws)
         parts: dict[str, list[Tensor]] = {}
         batches = zip(self._batches(key), clean.split(self.batch), self.targets, strict=True)
         for (x, y), c, targets in batches:
@@ -210,8 +211,11 @@ class _Evaluation:
         """The ``autoattack`` metric (headline: the first norm) and per-image ℓ∞ scores."""
         params = self.suite.autoattack
         assert params is not None
-        threats = [(t, e) for t, e in ((ThreatModel.LINF, params.linf_eps),
-                                       (ThreatModel.L2, params.l2_eps)) if e is not None]
+        threats = [
+            (t, e)
+            for t, e in ((ThreatModel.LINF, params.linf_eps), (ThreatModel.L2, params.l2_eps))
+            if e is not None
+        ]
         total, done, results, scores = len(self.images) * len(threats), 0, {}, {}
         self.progress("autoattack", 0, total)
         for threat, eps in threats:
@@ -219,15 +223,20 @@ class _Evaluation:
             parts = []
             for start in range(0, len(self.images), self.batch):
                 part = slice(start, start + self.batch)
-                parts.append(autoattack(
-                    self.judge,
-                    self.images[part].to(self.device),
-                    self.labels[part].to(self.device),
-                    clean[part].to(self.device),
-                    threat=threat, eps=eps, version=params.version,
-                    num_classes=self.diagnosis.num_classes, seed=self.seed,
-                    accuracy_draws=self.accuracy_draws,
-                ).cpu())
+                parts.append(
+                    autoattack(
+                        self.judge,
+                        self.images[part].to(self.device),
+                        self.labels[part].to(self.device),
+                        clean[part].to(self.device),
+                        threat=threat,
+                        eps=eps,
+                        version=params.version,
+                        num_classes=self.diagnosis.num_classes,
+                        seed=self.seed,
+                        accuracy_draws=self.accuracy_draws,
+                    ).cpu()
+                )
                 done += len(parts[-1])
                 self.progress("autoattack", done, total)
             scores[threat] = torch.cat(parts)

@@ -42,30 +42,38 @@ def model_flags(
     """Flags about the model itself, from the probes run before attacking."""
     flags = []
     if diagnosis.stochastic:
-        flags.append(_flag(
-            FlagCode.STOCHASTIC,
-            "Two eval-mode forward passes on the same images disagree: gradients were averaged "
-            f"over {gradient_draws} draws per step (EOT) and each accuracy is the mean over "
-            f"{accuracy_draws} draws per image.",
-        ))
+        flags.append(
+            _flag(
+                FlagCode.STOCHASTIC,
+                "Two eval-mode forward passes on the same images disagree: gradients were averaged "
+                f"over {gradient_draws} draws per step (EOT) and each accuracy is the mean over "
+                f"{accuracy_draws} draws per image.",
+            )
+        )
     if diagnosis.outputs == Outputs.PROBABILITIES:
-        flags.append(_flag(
-            FlagCode.PROBABILITY_OUTPUTS,
-            "The model returns probabilities, not logits; it was attacked through their "
-            "logarithm so that saturated softmax outputs cannot hide its gradients.",
-        ))
+        flags.append(
+            _flag(
+                FlagCode.PROBABILITY_OUTPUTS,
+                "The model returns probabilities, not logits; it was attacked through their "
+                "logarithm so that saturated softmax outputs cannot hide its gradients.",
+            )
+        )
     if diagnosis.zero_gradient_fraction > zero_fraction:
-        flags.append(_flag(
-            FlagCode.ZERO_GRADIENTS,
-            f"The input gradient is exactly zero on {_pct(diagnosis.zero_gradient_fraction)} "
-            "of probed images: gradient attacks are blind there; see the noise and surrogate "
-            "figures.",
-        ))
+        flags.append(
+            _flag(
+                FlagCode.ZERO_GRADIENTS,
+                f"The input gradient is exactly zero on {_pct(diagnosis.zero_gradient_fraction)} "
+                "of probed images: gradient attacks are blind there; see the noise and surrogate "
+                "figures.",
+            )
+        )
     if diagnosis.nonfinite_gradients:
-        flags.append(_flag(
-            FlagCode.NONFINITE_GRADIENTS,
-            "The input gradient contains NaN or infinite entries; they were treated as zero.",
-        ))
+        flags.append(
+            _flag(
+                FlagCode.NONFINITE_GRADIENTS,
+                "The input gradient contains NaN or infinite entries; they were treated as zero.",
+            )
+        )
     return flags
 
 
@@ -94,26 +102,32 @@ def masking_flags(
     flags = []
     pgd, fgsm = scores.get("pgd_ce"), scores.get("fgsm")
     if pgd is not None and fgsm is not None and beats(fgsm, pgd, margin):
-        flags.append(_flag(
-            FlagCode.ITERATIVE_WEAKER,
-            f"{metric}: iterative PGD (cross-entropy) leaves {_pct(pgd)} but single-step FGSM "
-            f"leaves {_pct(fgsm)}: the gradients mislead iterative attacks.",
-        ))
+        flags.append(
+            _flag(
+                FlagCode.ITERATIVE_WEAKER,
+                f"{metric}: iterative PGD (cross-entropy) leaves {_pct(pgd)} but single-step FGSM "
+                f"leaves {_pct(fgsm)}: the gradients mislead iterative attacks.",
+            )
+        )
     noise = scores.get("noise")
     if direct is not None and noise is not None and beats(noise, direct, margin):
-        flags.append(_flag(
-            FlagCode.NOISE_BEATS_ATTACK,
-            f"{metric}: random noise of the same budget leaves {_pct(noise)}, less than the "
-            f"{_pct(direct)} left by gradient attacks: gradients are masked.",
-        ))
+        flags.append(
+            _flag(
+                FlagCode.NOISE_BEATS_ATTACK,
+                f"{metric}: random noise of the same budget leaves {_pct(noise)}, less than the "
+                f"{_pct(direct)} left by gradient attacks: gradients are masked.",
+            )
+        )
     surrogate = scores.get("surrogate")
     if direct is not None and surrogate is not None and beats(surrogate, direct, margin):
-        flags.append(_flag(
-            FlagCode.SURROGATE_BEATS_DIRECT,
-            f"{metric}: PGD through the declared surrogate leaves {_pct(surrogate)}, less than "
-            f"the {_pct(direct)} left by PGD on the model itself: its own gradients are "
-            "obfuscated.",
-        ))
+        flags.append(
+            _flag(
+                FlagCode.SURROGATE_BEATS_DIRECT,
+                f"{metric}: PGD through the declared surrogate leaves {_pct(surrogate)}, less than "
+                f"the {_pct(direct)} left by PGD on the model itself: its own gradients are "
+                "obfuscated.",
+            )
+        )
     return flags
 
 
@@ -121,8 +135,9 @@ def autoattack_flag(autoattack: Tensor, ensemble: Tensor, *, margin: float) -> l
     """AutoAttack found clearly more than the ensemble: the PGD figures overstate robustness."""
     if not beats(autoattack, ensemble, margin):
         return []
-    return [_flag(
-        FlagCode.AUTOATTACK_BEATS_ENSEMBLE,
-        f"AutoAttack (ℓ∞) leaves {_pct(autoattack)}, less than the ensemble's "
-        f"{_pct(ensemble)}.",
-    )]
+    return [
+        _flag(
+            FlagCode.AUTOATTACK_BEATS_ENSEMBLE,
+            f"AutoAttack (ℓ∞) leaves {_pct(autoattack)}, less than the ensemble's {_pct(ensemble)}.",
+        )
+    ]

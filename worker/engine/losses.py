@@ -30,4 +30,3 @@ def objective(loss: Loss, logits: Tensor, labels: Tensor, targets: Tensor | None
         raise ValueError("the targeted loss needs target classes")
     chosen = logits.gather(1, targets[:, None]) - logits.gather(1, labels[:, None])
     return chosen.sum()
-

@@ -85,8 +85,14 @@ def exact_mcnemar(reference: Tensor, candidate: Tensor) -> tuple[int, int, float
 
 
 def natural_correct(
-    net: nn.Module, images: Tensor, labels: Tensor, candidate: Candidate, *,
-    device: torch.device, batch_size: int, progress: Callable[[int], None] | None = None,
+    net: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    candidate: Candidate,
+    *,
+    device: torch.device,
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
 ) -> Tensor:
     """Per image, whether ``net`` classifies ``(image - mean) / std`` correctly (bool, CPU)."""
     mean = torch.tensor(candidate.mean, device=device).view(1, 3, 1, 1)
@@ -103,8 +109,13 @@ def natural_correct(
 
 
 def decide(
-    correct: dict[str, Tensor], candidates: list[Candidate], in_force: str, *,
-    declared: bool, insist: bool, params: NormalisationParams,
+    correct: dict[str, Tensor],
+    candidates: list[Candidate],
+    in_force: str,
+    *,
+    declared: bool,
+    insist: bool,
+    params: NormalisationParams,
 ) -> Decision:
     """Apply the rule to per-image correctness of every candidate (see the module docstring).
 
@@ -179,8 +190,13 @@ def check_normalisation(
         for values, candidate in distinct.items():
             torch.manual_seed(seed)
             measured[values] = natural_correct(
-                net, images, labels, candidate, device=device,
-                batch_size=batch_size, progress=advance,
+                net,
+                images,
+                labels,
+                candidate,
+                device=device,
+                batch_size=batch_size,
+                progress=advance,
             )
     correct = {c.name: measured[(c.mean, c.std)] for c in candidates}
     return decide(correct, candidates, in_force, declared=declared, insist=insist, params=params)

@@ -40,9 +40,7 @@ class PGD:
         self.random_start = random_start
         self.guide = guide
 
-    def __call__(
-        self, images: Tensor, labels: Tensor, targets: Tensor | None = None
-    ) -> AttackResult:
+    def __call__(self, images: Tensor, labels: Tensor, targets: Tensor | None = None) -> AttackResult:
         result = AttackResult.empty(images)
         index = torch.arange(len(images), device=images.device)
         x = self.ball.random_start(images) if self.random_start else images.clone()

@@ -38,9 +38,7 @@ class Smooth:
         self.sigma = sigma
         self.channels_last = channels_last
 
-    def certify(
-        self, x: Tensor, n0: int, n: int, alpha: float, batch_size: int
-    ) -> tuple[Tensor, Tensor]:
+    def certify(self, x: Tensor, n0: int, n: int, alpha: float, batch_size: int) -> tuple[Tensor, Tensor]:
         """CERTIFY each image of ``x`` (B, C, H, W): predictions (B,) and ℓ2 radii (B,).
 
         With probability at least 1 − α over the noise, for each image independently, a
@@ -82,9 +80,7 @@ class Smooth:
         prediction, radius = self._certificate(c_a_hat, certify_counts, n, alpha)
         return prediction, radius, self._decide(predict_counts, predict_alpha)
 
-    def _certificate(
-        self, c_a_hat: Tensor, counts: Tensor, n: int, alpha: float
-    ) -> tuple[Tensor, Tensor]:
+    def _certificate(self, c_a_hat: Tensor, counts: Tensor, n: int, alpha: float) -> tuple[Tensor, Tensor]:
         n_a = counts.gather(1, c_a_hat[:, None]).squeeze(1)
         p_a_bar = self._lower_confidence_bound(n_a.cpu().numpy(), n, alpha)
         radius = np.where(p_a_bar < 0.5, 0.0, self.sigma * norm.ppf(np.maximum(p_a_bar, 0.5)))
@@ -145,9 +141,7 @@ class Smooth:
         return np.nan_to_num(np.asarray(lower, dtype=float), nan=0.0)
 
 
-def channels_last_agrees(
-    base_classifier: Callable[[Tensor], Tensor], images: Tensor, sigma: float
-) -> bool:
+def channels_last_agrees(base_classifier: Callable[[Tensor], Tensor], images: Tensor, sigma: float) -> bool:
     """Whether channels-last counting passes are safe and worth it for this network.
 
     Only on the CPU (where they were measured faster), for 4-D images, and only if the

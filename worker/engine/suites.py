@@ -172,9 +172,7 @@ SUITES: dict[str, Suite] = {
         pgd_linf=PGDParams(
             ThreatModel.LINF, eps=8 / 255, step_size=1 / 255, steps=100, restarts=2, targets=9
         ),
-        pgd_l2=PGDParams(
-            ThreatModel.L2, eps=0.5, step_size=0.025, steps=100, restarts=2, targets=9
-        ),
+        pgd_l2=PGDParams(ThreatModel.L2, eps=0.5, step_size=0.025, steps=100, restarts=2, targets=9),
         smoothing=SmoothingParams(),
         autoattack=AutoAttackParams(),
     ),

@@ -50,9 +50,7 @@ class CleanGradients:
         return candidates.gather(0, order)
 
 
-def nearest_classes(
-    judge: Classifier, x: Tensor, y: Tensor, count: int, threat: ThreatModel
-) -> Tensor:
+def nearest_classes(judge: Classifier, x: Tensor, y: Tensor, count: int, threat: ThreatModel) -> Tensor:
     """The ``count`` wrong classes with the nearest estimated boundaries, shaped (count, N)."""
     return clean_gradients(judge, x, y).nearest(y, count, threat)
 

@@ -42,9 +42,7 @@ def _attachment(name: str) -> dict[str, str]:
 @router.get("/leaderboard.json", response_model=Leaderboard)
 def leaderboard_json(board: BoardDep) -> JSONResponse:
     """The leaderboard as a JSON file (the same shape as ``/api/leaderboard``)."""
-    return JSONResponse(
-        board.model_dump(mode="json"), headers=_attachment(_filename(board, "json"))
-    )
+    return JSONResponse(board.model_dump(mode="json"), headers=_attachment(_filename(board, "json")))
 
 
 @router.get("/leaderboard.csv", response_class=Response)

@@ -39,11 +39,14 @@ async def create_submission(
     description: Annotated[str | None, Form()] = None,
     mean: Annotated[str | None, Form(description="Input normalisation mean, e.g. 0.5,0.5,0.5")] = None,
     std: Annotated[str | None, Form(description="Input normalisation std, e.g. 0.5,0.5,0.5")] = None,
-    normalisation: Annotated[str | None, Form(
-        description="'auto' (default): the evaluation first measures natural accuracy under "
-        "each common normalisation and may switch an undeclared one or stop on a beaten "
-        "declaration; 'as-declared': keep mean/std (or the architecture's default) as given."
-    )] = None,
+    normalisation: Annotated[
+        str | None,
+        Form(
+            description="'auto' (default): the evaluation first measures natural accuracy under "
+            "each common normalisation and may switch an undeclared one or stop on a beaten "
+            "declaration; 'as-declared': keep mean/std (or the architecture's default) as given."
+        ),
+    ] = None,
 ) -> SubmissionPublic:
     """Upload a checkpoint; it is checked, then queued for evaluation (202)."""
     if checkpoint is None:
@@ -107,8 +110,7 @@ def cancel_submission(
     if not crud.cancel_submission(session=session, submission_id=submission_id):
         raise FieldError(
             409,
-            f"Submission {submission_id} is {submission.status}; only a queued one can be "
-            "cancelled.",
+            f"Submission {submission_id} is {submission.status}; only a queued one can be cancelled.",
         )
     session.refresh(submission)
     return present_submission(session, submission, owner=True)

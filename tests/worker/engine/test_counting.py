@@ -88,5 +88,5 @@ def test_ranking_from_one_forward_pass_matches_one_pass_per_class():
             gap = logits.gather(1, labels[:, None]) - logits.gather(1, t[:, None])
             distances.append(gap.squeeze(1) / grad.flatten(1).norm(p=dual, dim=1).clamp_min(1e-12))
         order = torch.stack(distances).argsort(dim=0, stable=True)
-        expected = ((labels[None, :] + 1 + order) % 10)
+        expected = (labels[None, :] + 1 + order) % 10
         assert (ranked == expected).float().mean() > 0.99

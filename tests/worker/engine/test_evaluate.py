@@ -28,15 +28,16 @@ def test_results_are_json_with_intervals_and_the_suite_recorded():
         assert 0 <= lo <= metric["accuracy"] <= hi <= 1
         assert metric["n"] == len(images)
     assert result["pgd_linf"]["params"]["eps"] == pytest.approx(8 / 255)
-    assert set(result["pgd_linf"]["attacks"]) == {
-        "fgsm", "pgd_ce", "pgd_margin", "pgd_targeted", "noise"
-    }
+    assert set(result["pgd_linf"]["attacks"]) == {"fgsm", "pgd_ce", "pgd_margin", "pgd_targeted", "noise"}
     assert result["pgd_linf"]["accuracy"] <= result["fgsm"]["accuracy"]
     assert result["pgd_l2"]["accuracy"] <= result["natural"]["accuracy"]
     assert "smoothing" not in result and "autoattack" not in result
     assert result["model"] == {
-        "stochastic": False, "outputs": "logits", "draws": {"gradient": 1, "accuracy": 1},
-        "num_classes": 10, "zero_gradient_fraction": 0.0,
+        "stochastic": False,
+        "outputs": "logits",
+        "draws": {"gradient": 1, "accuracy": 1},
+        "num_classes": 10,
+        "zero_gradient_fraction": 0.0,
     }
 
 
@@ -54,8 +55,14 @@ def test_the_same_model_twice_gives_identical_results_and_leaves_no_trace():
 def test_progress_moves_stage_by_stage_and_weights_stay_trainable():
     model, images, labels = linear_problem(n=40)
     calls = []
-    evaluate(model, images, labels, get_suite("smoke"), sigma=0.25,
-             progress=lambda stage, done, total: calls.append((stage, done, total)))
+    evaluate(
+        model,
+        images,
+        labels,
+        get_suite("smoke"),
+        sigma=0.25,
+        progress=lambda stage, done, total: calls.append((stage, done, total)),
+    )
     stages = list(dict.fromkeys(stage for stage, _, _ in calls))
     assert stages == ["natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing"]
     for stage in stages:
@@ -116,8 +123,9 @@ def test_robustbench_suite_adds_autoattack_for_both_norms():
         autoattack=dataclasses.replace(bench.autoattack, linf_eps=32 / 255, l2_eps=4.0),
     )
     calls = []
-    result = evaluate(model, images, labels, suite, seed=0,
-                      progress=lambda stage, done, total: calls.append(stage))
+    result = evaluate(
+        model, images, labels, suite, seed=0, progress=lambda stage, done, total: calls.append(stage)
+    )
     autoattack = result["autoattack"]
     assert calls[-1] == "autoattack"
     assert set(autoattack["threats"]) == {"linf", "l2"}
@@ -171,5 +179,11 @@ def test_the_runner_announces_smoothing_before_autoattack():
 
     submission = Submission(suite="robustbench", sigma=0.25)
     assert stages_for(submission) == [
-        "normalisation", "natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack"
+        "normalisation",
+        "natural",
+        "fgsm",
+        "pgd_linf",
+        "pgd_l2",
+        "smoothing",
+        "autoattack",
     ]

@@ -16,7 +16,8 @@ def test_noise_and_surrogate_beating_pgd_are_flagged():
     scores = {"pgd_ce": robust, "noise": broken, "surrogate": broken, "fgsm": broken}
     flags = masking_flags("pgd_linf", scores, direct=robust, margin=0.005)
     assert _codes(flags) == {
-        "noise_beats_gradient_attack", "surrogate_beats_direct_attack",
+        "noise_beats_gradient_attack",
+        "surrogate_beats_direct_attack",
         "iterative_weaker_than_single_step",
     }
     assert all(f["message"].startswith("pgd_linf: ") for f in flags)

@@ -85,7 +85,7 @@ class Brightness(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         self.calls += len(z)
-        return -(z[:, 0].mean(dim=(1, 2))[:, None] - self.targets) ** 2
+        return -((z[:, 0].mean(dim=(1, 2))[:, None] - self.targets) ** 2)
 
 
 def brightness_images(n: int) -> tuple[Tensor, Tensor]:
@@ -98,8 +98,15 @@ def test_check_measures_each_distinct_candidate_once_on_the_first_k_images():
     net, calls = Brightness(CIFAR), []
     default = Candidate("default", HALF.mean, HALF.std)  # lenet's default, the same as "half"
     decision = check_normalisation(
-        net, images, labels, [NONE, default, CIFAR, HALF], "default", declared=False,
-        insist=False, params=NormalisationParams(images=256), batch_size=100,
+        net,
+        images,
+        labels,
+        [NONE, default, CIFAR, HALF],
+        "default",
+        declared=False,
+        insist=False,
+        params=NormalisationParams(images=256),
+        batch_size=100,
         progress=lambda stage, done, total: calls.append((stage, done, total)),
     )
     assert decision.verdict == Verdict.SWITCHED and decision.chosen == CIFAR
@@ -112,9 +119,11 @@ def test_check_measures_each_distinct_candidate_once_on_the_first_k_images():
 def test_check_keeps_a_declaration_that_nothing_beats_and_stops_a_wrong_one():
     images, labels = brightness_images(40)  # fewer than K: the whole set
     net = Brightness(NONE)
-    kept = check_normalisation(net, images, labels, [NONE, HALF], "none", declared=True,
-                               insist=False, params=PARAMS)
+    kept = check_normalisation(
+        net, images, labels, [NONE, HALF], "none", declared=True, insist=False, params=PARAMS
+    )
     assert kept.verdict == Verdict.KEPT and kept.n == 40
-    stopped = check_normalisation(net, images, labels, [NONE, HALF], "half", declared=True,
-                                  insist=False, params=PARAMS)
+    stopped = check_normalisation(
+        net, images, labels, [NONE, HALF], "half", declared=True, insist=False, params=PARAMS
+    )
     assert stopped.verdict == Verdict.STOPPED and stopped.best.candidate == NONE

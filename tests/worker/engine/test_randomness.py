@@ -47,6 +47,11 @@ def test_the_ensemble_sees_through_gradients_shattered_by_hard_sampling():
         # Expectation over Transformation alone does not help either.
         torch.manual_seed(0)
         eot = Classifier(model, stochastic=True, draws=8)
-        pgd = PGD(eot, make_ball(params.threat, params.eps), steps=params.steps,
-                  step_size=params.step_size, loss=Loss.MARGIN)
+        pgd = PGD(
+            eot,
+            make_ball(params.threat, params.eps),
+            steps=params.steps,
+            step_size=params.step_size,
+            loss=Loss.MARGIN,
+        )
         assert (pgd(images, labels).correct > 0).double().mean() > truth + 0.3

@@ -25,9 +25,7 @@ def _constant(cls: int):
 
 def test_clopper_pearson_radius_matches_the_hand_computed_value():
     smooth = Smooth(_constant(3), num_classes=10, sigma=SIGMA)
-    prediction, radius = smooth.certify(
-        torch.zeros(2, 1), n0=100, n=100_000, alpha=0.001, batch_size=50_000
-    )
+    prediction, radius = smooth.certify(torch.zeros(2, 1), n0=100, n=100_000, alpha=0.001, batch_size=50_000)
     # n_A = N: the one-sided bound is alpha ** (1 / N), the radius sigma * Phi^-1 of it.
     expected = SIGMA * norm.ppf(0.001 ** (1 / 100_000))
     assert prediction.tolist() == [3, 3]

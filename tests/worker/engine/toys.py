@@ -52,9 +52,7 @@ def linear_problem(
     return model, images.view(n, *SHAPE), labels
 
 
-def exact_robust_accuracy(
-    model: Linear, images: Tensor, labels: Tensor, eps: float, dual: float
-) -> float:
+def exact_robust_accuracy(model: Linear, images: Tensor, labels: Tensor, eps: float, dual: float) -> float:
     """Exact robust accuracy of a linear model: every margin must exceed ε‖w_y − w_j‖_dual.
 
     ``dual`` is 1 for the ℓ∞ threat and 2 for ℓ2; valid while the worst-case perturbation
@@ -86,9 +84,14 @@ def pattern_data(n: int, seed: int = 0, classes: int = 10) -> tuple[Tensor, Tens
 def small_cnn(seed: int = 0, classes: int = 10) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(16 * 4 * 4, classes),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(4),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 4 * 4, classes),
     )
 
 
@@ -104,7 +107,6 @@ def train(model: nn.Module, images: Tensor, labels: Tensor, epochs: int = 6) -> 
             loss.backward()
             optimizer.step()
     return model.eval()
-
 
 
 @lru_cache(maxsize=1)
