@@ -17,7 +17,9 @@ from models.checkpoints.archives import audit_torch_zip, open_checked_zip
 from models.checkpoints.errors import CheckpointError
 from models.checkpoints.export_audit import audit_export_archive
 from models.checkpoints.limits import MAX_SAFETENSORS_HEADER, Budget
-from models.checkpoints.pickle_audit import HOW_TO_SAVE, audit_pickle, bounded_opcodes
+from models.checkpoints.pickle_audit import audit_pickle
+from models.checkpoints.pickle_machine import bounded_opcodes
+from models.checkpoints.pickle_messages import HOW_TO_SAVE
 
 
 class CheckpointFormat(StrEnum):

@@ -18,7 +18,7 @@ from torch import nn
 from models.architectures.catalog import CATALOG
 from models.architectures.registry import build_on_meta, infer_options
 from models.checkpoints.errors import CheckpointError
-from models.checkpoints.pickle_audit import HOW_TO_SAVE
+from models.checkpoints.pickle_messages import HOW_TO_SAVE
 
 StateDict = dict[str, torch.Tensor]
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
