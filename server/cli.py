@@ -420,6 +420,7 @@ def evaluate(
     load_for_testing): its code runs on this machine, never on the server.
     """
     from models.checkpoints.errors import CheckpointError
+    from worker.engine.protocol import METRICS
     from worker.evaluation import evaluate_loaded
     from worker.normalisation import NormalisationRejected
 
@@ -459,7 +460,7 @@ def evaluate(
     click.echo("", err=True)
     click.echo(f"architecture: {results['model'].get('arch')}  suite: {results['suite']['name']}")
     click.echo(f"normalisation: {results['normalisation']['summary']}")
-    for key in ("natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack"):
+    for key in METRICS:
         if key in results:
             entry = results[key]
             low, high = entry["ci95"]
