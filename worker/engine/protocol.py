@@ -7,11 +7,10 @@ Adding a metric means adding it here, a migration for its column if it has one, 
 labels on the pages.
 """
 
-from collections.abc import Sequence
-from typing import Final, overload
+from __future__ import annotations
 
-import numpy as np
-from numpy.typing import NDArray
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, overload
 
 from worker.engine.cost import Passes, suite_passes
 from worker.engine.suites import (
@@ -22,6 +21,10 @@ from worker.engine.suites import (
     Suite,
     get_suite,
 )
+
+if TYPE_CHECKING:  # numpy itself only when an interval is computed: the server rarely needs it
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = [
     "CI95_TAIL",
@@ -125,6 +128,7 @@ def clopper_pearson(
     tail, as ``scipy.stats.beta.ppf`` (tests check), without importing either (about a
     second of start-up).
     """
+    import numpy as np
     from scipy.special import betainccinv, betaincinv  # here: most importers never need it
 
     k = np.asarray(successes)  # n = 0 gives [0, 1]: no quantile is used then
