@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from models.architectures.catalog import parse_triple
 from server.state.config import get_settings
 
 
@@ -374,12 +375,13 @@ def queue() -> None:
 
 
 def _triple(raw: str | None) -> list[float] | None:
+    """``--mean`` or ``--std`` as the zoo's parser reads an upload's (the loader checks std > 0)."""
     if not raw:
         return None
-    values = [float(x) for x in raw.split(",")]
-    if len(values) != 3:
-        raise click.BadParameter("expected three comma-separated numbers")
-    return values
+    try:
+        return list(parse_triple(raw))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @main.command()
@@ -420,6 +422,7 @@ def evaluate(
     load_for_testing): its code runs on this machine, never on the server.
     """
     from models.checkpoints.errors import CheckpointError
+    from worker.engine.protocol import METRICS
     from worker.evaluation import evaluate_loaded
     from worker.normalisation import NormalisationRejected
 
@@ -459,7 +462,7 @@ def evaluate(
     click.echo("", err=True)
     click.echo(f"architecture: {results['model'].get('arch')}  suite: {results['suite']['name']}")
     click.echo(f"normalisation: {results['normalisation']['summary']}")
-    for key in ("natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack"):
+    for key in METRICS:
         if key in results:
             entry = results[key]
             low, high = entry["ci95"]

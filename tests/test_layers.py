@@ -6,6 +6,8 @@ level or inside a function), so a shortcut cannot hide in a lazy import.
 """
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,8 +41,8 @@ def offending(package: str, forbidden: tuple[str, ...], allowed: tuple[str, ...]
     )
 
 
-# The engine's torch-free definitions are the one part of the worker the state layer may read.
-ENGINE_DEFINITIONS = ("worker.engine.protocol", "worker.engine.suites", "worker.engine.cost")
+# The engine's torch-free protocol is the one part of the worker the state layer may read.
+ENGINE_DEFINITIONS = ("worker.engine.protocol",)
 
 
 @pytest.mark.parametrize(
@@ -69,3 +71,13 @@ ENGINE_DEFINITIONS = ("worker.engine.protocol", "worker.engine.suites", "worker.
 )
 def test_layer_imports(package: str, forbidden: tuple[str, ...], allowed: tuple[str, ...]) -> None:
     assert offending(package, forbidden, allowed) == []
+
+
+def test_the_engine_protocol_does_not_import_torch() -> None:
+    """The state layer and the pages import it: torch would cost them seconds and memory
+    (and numpy and scipy wait for the first interval computed)."""
+    check = (
+        "import sys, worker.engine.protocol; "
+        "loaded = {'torch', 'numpy', 'scipy'} & set(sys.modules); assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", check], cwd=ROOT, check=True)

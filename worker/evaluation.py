@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from models.architectures.catalog import NormalisationMode
-from models.checkpoints.loading import LoadedModel, load_model
+from models.checkpoints.loading import LoadedModel
 from worker.data import load_eval_set
 from worker.engine.evaluate import evaluate
 from worker.engine.suites import get_suite
@@ -63,30 +63,3 @@ def evaluate_loaded(
     results["normalisation"] = record
     results["flags"] = [*flags(record), *results.get("flags", [])]
     return results
-
-
-def run_evaluation(
-    checkpoint: Path,
-    *,
-    arch: str,
-    eval_set: Path,
-    suite: str,
-    sigma: float | None = None,
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
-    limit: int | None = None,
-    device: str = "auto",
-    progress: Progress | None = None,
-    normalisation: str = NormalisationMode.AUTO,
-) -> dict[str, Any]:
-    loaded = load_model(Path(checkpoint), arch=arch, mean=mean, std=std)
-    return evaluate_loaded(
-        loaded,
-        eval_set=eval_set,
-        suite=suite,
-        sigma=sigma,
-        limit=limit,
-        device=device,
-        progress=progress,
-        normalisation=normalisation,
-    )

@@ -23,15 +23,17 @@ from pydantic import (
     model_validator,
 )
 
+from worker.engine.protocol import STAGES
+
 MODEL_FAULT, PLATFORM_FAULT, STOPPED, DECLINED = 3, 4, 5, 6
 """Exit statuses of the child besides 0: its model's fault, the platform's, a stop signal, and
 an evaluation declined before any attack (a declared normalisation beaten; not charged)."""
 
-STAGES = ("normalisation", "natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack")
 MAX_LINE_BYTES = 256 * 1024
 MAX_MESSAGES = 1_000_000
 
-Stage = Literal["normalisation", "natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing", "autoattack"]
+#: A stage named by the evaluation protocol (a Literal of a tuple lists its members).
+Stage = Literal[STAGES]  # type: ignore[valid-type]
 Triple = tuple[float, float, float]
 
 

@@ -26,7 +26,7 @@ from server.state.costs import throughput_key
 from server.state.db import session_scope
 from server.state.storage import upload_path
 from server.state.tables import Submission
-from worker.engine.suites import get_suite
+from worker.engine.protocol import get_suite, stages
 from worker.isolation import Limits, Sandbox
 from worker.protocol import (
     DECLINED,
@@ -95,7 +95,7 @@ def request_stop() -> None:
 def stages_for(submission: Submission) -> list[str]:
     """The stages this submission's evaluation reports, in order: the normalisation check
     (``worker.normalisation``), then the engine's."""
-    return ["normalisation", *get_suite(submission.suite).stages(certify=submission.sigma is not None)]
+    return stages(get_suite(submission.suite), certify=submission.sigma is not None)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from server.state.db import get_db, get_write_db, new_session
 from server.state.leaderboard import HEADLINE_RADIUS, Published, Track
 from server.state.security import hash_token, same_secret
 from server.state.tables import Submission, Team
-from worker.engine.suites import SUITES  # torch-free
+from worker.engine.protocol import SUITES  # torch-free
 
 # Suite names are plain words (class, robustbench, smoke); nothing else reaches the database.
 SUITE_NAME = re.compile(r"[\w.-]+", re.ASCII)

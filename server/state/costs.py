@@ -21,8 +21,7 @@ from models.architectures.catalog import CATALOG
 from server.state import crud
 from server.state.estimates import RECENT, Kind, Typical, about
 from server.state.tables import Throughput
-from worker.engine.cost import suite_passes
-from worker.engine.suites import SUITES  # torch-free
+from worker.engine.protocol import SUITES, suite_passes  # torch-free
 
 
 def throughput_key(arch: str, sha256: str) -> str:

@@ -23,6 +23,7 @@ from server.state.tables import (
     WorkerHeartbeat,
     utcnow,
 )
+from worker.engine.protocol import COLUMN_METRICS
 
 
 class QuotaExceeded(Exception):
@@ -330,7 +331,7 @@ def finish_submission(
     if updated.rowcount != 1:
         session.rollback()
         return False
-    metrics = {key: results.get(key, {}).get("accuracy") for key in _METRIC_COLUMNS}
+    metrics = {key: results.get(key, {}).get("accuracy") for key in COLUMN_METRICS}
     session.add(
         Result(
             submission_id=submission_id,
@@ -346,9 +347,6 @@ def finish_submission(
         session.rollback()
         return False
     return True
-
-
-_METRIC_COLUMNS = ("natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing")
 
 
 def fail_submission(

@@ -23,6 +23,14 @@ from sqlalchemy.orm import Session
 
 from server.state.tables import Result, Submission, Team
 from server.state.views import Flag, Leaderboard, LeaderboardRow
+from worker.engine.protocol import (  # torch-free
+    COLUMN_METRICS,
+    HEADLINE_RADIUS,
+    METRIC_LABELS,
+    RADII,
+    SUITES,
+    clopper_pearson,
+)
 
 
 class Track(StrEnum):
@@ -30,26 +38,8 @@ class Track(StrEnum):
     CERTIFIED = "certified"
 
 
-#: The ℓ2 radii at which certified accuracy is stored (``smoothing.certified`` keys).
-RADII = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
-#: The radius of the ``smoothing`` column (the headline certified accuracy).
-HEADLINE_RADIUS = 0.5
-
-METRICS = {
-    "natural": Result.natural,
-    "fgsm": Result.fgsm,
-    "pgd_linf": Result.pgd_linf,
-    "pgd_l2": Result.pgd_l2,
-    "smoothing": Result.smoothing,
-}
-
-METRIC_LABELS = {
-    "natural": "natural accuracy",
-    "fgsm": "FGSM accuracy",
-    "pgd_linf": "PGD ℓ∞ robust accuracy",
-    "pgd_l2": "PGD ℓ2 robust accuracy",
-    "smoothing": "certified accuracy at ℓ2 radius 0.5",
-}
+#: Each stored metric's column, the leaderboard's columns.
+METRICS = {name: getattr(Result, name) for name in COLUMN_METRICS}
 
 
 def validate_weights(weights: dict[str, float]) -> None:
@@ -127,8 +117,6 @@ class Published:
 
 def known_suites(session: Session, server_suite: str) -> list[str]:
     """Suites a board can be asked for: the engine's, the server's, and any with results."""
-    from worker.engine.suites import SUITES  # torch-free
-
     present = set(session.scalars(select(Result.suite).distinct()))
     return sorted({*SUITES, server_suite, *present})
 
@@ -288,16 +276,6 @@ def _certified_interval(
     if not isinstance(n, int) or n <= 0:
         return None
     return clopper_pearson(round(accuracy * n), n)
-
-
-def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact two-sided binomial interval, as the engine reports for every accuracy."""
-    from scipy.stats import beta
-
-    tail = (1 - level) / 2
-    low = 0.0 if successes == 0 else float(beta.ppf(tail, successes, n - successes + 1))
-    high = 1.0 if successes == n else float(beta.ppf(1 - tail, successes + 1, n - successes))
-    return (low, high)
 
 
 def ties(intervals: list[tuple[float, float] | None]) -> list[bool]:

@@ -9,6 +9,8 @@ Coordinates are computed here, in plain Python; ``templates/_charts.html`` only 
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.engine.protocol import HEADLINE_RADIUS
+
 ATTACK_LABELS = {
     "fgsm": "FGSM",
     "pgd_ce": "PGD, cross-entropy",
@@ -16,6 +18,16 @@ ATTACK_LABELS = {
     "pgd_targeted": "PGD, targeted",
     "noise": "random noise",
     "surrogate": "PGD via surrogate",
+}
+#: The attack chart's groups, in the order shown: each metric's title and its headline bar
+#: (the certified group's title names the result's own radius).
+METRIC_GROUPS = {
+    "natural": ("Natural", "clean images"),
+    "fgsm": ("FGSM ℓ∞", "single step"),
+    "pgd_linf": ("PGD ℓ∞", "worst case"),
+    "pgd_l2": ("PGD ℓ2", "worst case"),
+    "autoattack": ("AutoAttack", "standard"),
+    "smoothing": ("Certified, ℓ2 radius {radius:g}", "smoothed classifier"),
 }
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
@@ -55,26 +67,17 @@ def attack_bars(results: dict[str, Any]) -> BarChart | None:
     """Accuracy left by each attack, grouped by threat model, with the reported worst case."""
     groups: list[tuple[str, list[tuple[str, float, list | None, bool]]]] = []
 
-    def metric(key: str, title: str, headline: str) -> None:
+    for key, (title, headline) in METRIC_GROUPS.items():
         entry = results.get(key)
         if not isinstance(entry, dict) or entry.get("accuracy") is None:
-            return
+            continue
         rows = [
             (ATTACK_LABELS.get(name, name.replace("_", " ")), float(value), None, False)
             for name, value in (entry.get("attacks") or {}).items()
             if isinstance(value, int | float)
         ]
         rows.append((headline, float(entry["accuracy"]), entry.get("ci95"), True))
-        groups.append((title, rows))
-
-    metric("natural", "Natural", "clean images")
-    metric("fgsm", "FGSM ℓ∞", "single step")
-    metric("pgd_linf", "PGD ℓ∞", "worst case")
-    metric("pgd_l2", "PGD ℓ2", "worst case")
-    metric("autoattack", "AutoAttack", "standard")
-    if isinstance(results.get("smoothing"), dict):
-        radius = results["smoothing"].get("radius", 0.5)
-        metric("smoothing", f"Certified, ℓ2 radius {radius:g}", "smoothed classifier")
+        groups.append((title.format(radius=entry.get("radius", HEADLINE_RADIUS)), rows))
     if not groups:
         return None
     chart = BarChart(width=BAR_WIDTH, height=0, left=BAR_LEFT, span=BAR_SPAN)

@@ -23,34 +23,41 @@ from server.api.schemas import Leaderboard, SubmissionPublic
 from server.state import crud
 from server.state.config import Settings
 from server.state.db import new_session
-from server.state.leaderboard import RADII
 from server.state.names import team_path
 from server.state.tables import Result, Submission
 from server.web import charts
 from server.web.badges import badges, distinct_badges
-from worker.engine.suites import SUITES, NormalisationParams
+from worker.engine.protocol import (  # torch-free
+    COLUMN_METRICS,
+    HEADLINE_RADIUS,
+    RADII,
+    STAGE_LABELS,
+    SUITES,
+    NormalisationParams,
+)
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
 
 KNOWN_SUITES = ("class", "robustbench")
-STAGE_LABELS = {
-    "normalisation": "Normalisation",
+#: The result rows of a submission page, in the order shown (one per metric).
+METRIC_ROWS = {
+    "natural": "Natural accuracy",
+    "fgsm": "FGSM ℓ∞",
+    "pgd_linf": "PGD ℓ∞",
+    "pgd_l2": "PGD ℓ2",
+    "autoattack": "AutoAttack",
+    "smoothing": f"Certified, ℓ2 radius {HEADLINE_RADIUS:g}",
+}
+#: The leaderboard's metric column headers (one per stored metric, in the protocol's order).
+COLUMN_HEADERS = {
     "natural": "Natural",
     "fgsm": "FGSM",
     "pgd_linf": "PGD ℓ∞",
     "pgd_l2": "PGD ℓ2",
-    "smoothing": "Certification",
-    "autoattack": "AutoAttack",
+    "smoothing": f"Certified r = {HEADLINE_RADIUS:g}",
 }
-METRIC_ROWS = (
-    ("natural", "Natural accuracy"),
-    ("fgsm", "FGSM ℓ∞"),
-    ("pgd_linf", "PGD ℓ∞"),
-    ("pgd_l2", "PGD ℓ2"),
-    ("autoattack", "AutoAttack"),
-    ("smoothing", "Certified, ℓ2 radius 0.5"),
-)
+BOARD_COLUMNS = {key: COLUMN_HEADERS[key] for key in COLUMN_METRICS}
 PARAM_NAMES = {
     "eps": "ε",
     "step_size": "step",
@@ -148,7 +155,7 @@ def _render_leaderboard(request: Request, board: Leaderboard, settings: Settings
     return templates.TemplateResponse(
         request,
         "leaderboard.html",
-        {"board": board, "suites": suites, "radii": RADII},
+        {"board": board, "suites": suites, "radii": RADII, "columns": BOARD_COLUMNS},
     ).body
 
 
@@ -191,7 +198,7 @@ def _outcome(
     results = view.results or {}
     metrics = [
         (key, label, results[key], params(results[key].get("params")))
-        for key, label in METRIC_ROWS
+        for key, label in METRIC_ROWS.items()
         if isinstance(results.get(key), dict)
     ]
     curves = None

@@ -69,6 +69,16 @@ def test_evaluate_explains_a_bad_checkpoint(settings_env, tmp_path):
     assert "text file" in result.output
 
 
+def test_evaluate_refuses_a_mean_or_std_that_is_not_three_numbers(settings_env, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "m.pth")
+    for option, text, message in (
+        ("--mean", "0.5,0.5", "expected three comma-separated finite numbers, got '0.5,0.5'"),
+        ("--std", "a,b,c", "expected three comma-separated numbers, got 'a,b,c'"),
+    ):
+        result = CliRunner().invoke(main, ["evaluate", str(checkpoint), option, text])
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
 def test_data_import_accepts_the_official_row_layout(settings_env, tmp_path):
     import numpy as np
 

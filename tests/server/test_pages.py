@@ -12,8 +12,10 @@ from fastapi.testclient import TestClient
 from server.main import create_app
 from server.state import crud
 from server.state.db import session_scope
-from server.state.leaderboard import clopper_pearson, published
+from server.state.leaderboard import published
 from server.state.tables import Result, Status, Submission, utcnow
+from server.web import charts, pages
+from worker.engine.protocol import COLUMN_METRICS, METRICS, clopper_pearson
 
 RADII = ("0.0", "0.25", "0.5", "0.75", "1.0", "1.25", "1.5")
 WEIGHTS = {"natural": 1, "pgd_linf": 1, "pgd_l2": 1}
@@ -86,10 +88,7 @@ def add_submission(
     session.add(submission)
     session.flush()
     if metrics is not None:
-        columns = {
-            k: (metrics.get(k) or {}).get("accuracy")
-            for k in ("natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing")
-        }
+        columns = {k: (metrics.get(k) or {}).get("accuracy") for k in COLUMN_METRICS}
         session.add(
             Result(
                 submission_id=submission.id,
@@ -642,3 +641,9 @@ def test_upload_form_offers_the_normalisation_choices_and_explains_the_rule(clie
     assert 'data-std="0.2023,0.1994,0.201"' in choice
     assert "exact McNemar test rejects at α = 0.001" in html and "at least 5 points" in html
     assert 'value="as-declared"' in html and 'id="normalisation-error" role="alert"' in html
+
+
+def test_every_metric_of_the_protocol_has_its_labels_on_the_pages():
+    assert set(pages.METRIC_ROWS) == set(METRICS)
+    assert set(charts.METRIC_GROUPS) == set(METRICS)
+    assert list(pages.BOARD_COLUMNS) == list(COLUMN_METRICS)

@@ -1,12 +1,14 @@
 """The evaluation engine: attacks, an attack ensemble and randomized-smoothing certificates.
 
-``worker.engine.evaluate.evaluate`` is the entry point; ``worker.engine.suites`` (no torch)
-names the protocols. The README's "Evaluation protocol" gives every parameter and flag.
+``worker.engine.evaluate.evaluate`` is the entry point; ``worker.engine.protocol`` (no torch)
+names the stages, metrics, radii and suites for the platform, the one engine module it imports.
+The README's "Evaluation protocol" gives every parameter and flag.
 
 Reading order, one file per idea:
 
 1. ``suites``: the protocols (FGSM, PGD, draws, smoothing, AutoAttack, checks), every
-   parameter in one place; torch-free.
+   parameter in one place; ``protocol``: the stage order, metric names, radii and the one
+   Clopper-Pearson interval, derived from them. Both torch-free.
 2. ``evaluate``: the stages in order (natural, fgsm, pgd_linf, pgd_l2, smoothing,
    autoattack), each reseeded from the seed; read it as the table of contents.
 
@@ -29,7 +31,7 @@ The attacks, then the worst case over them:
 12. ``ensemble``: one threat model's robust accuracy, image by image the worst over PGD with
     cross-entropy and margin, targeted restarts, noise and the surrogate.
 13. ``flags``: the warnings beside the numbers: how the model was treated, gradient masking.
-14. ``statistics``: Clopper-Pearson intervals for every accuracy.
+14. ``statistics``: the intervals of every accuracy (``protocol``'s Clopper-Pearson).
 
 Beside the attacks:
 

@@ -1,6 +1,6 @@
 """The engine's entry point: one model, the evaluation images and a suite in; results out.
 
-Stages run in a fixed order (natural, fgsm, pgd_linf, pgd_l2, smoothing, autoattack), each
+Stages run in a fixed order (``worker.engine.protocol.ENGINE_STAGES``), each
 reseeded from ``seed`` so a stage's numbers do not depend on which stages ran before it, and
 the caller's random state is restored afterwards. The same deterministic model with the same
 images, suite and seed gives identical results.

@@ -16,8 +16,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from scipy.stats import binomtest, norm
-from statsmodels.stats.proportion import proportion_confint
 from torch import Tensor
+
+from worker.engine.protocol import clopper_pearson
 
 
 class Smooth:
@@ -137,8 +138,7 @@ class Smooth:
 
     def _lower_confidence_bound(self, n_a: np.ndarray, n: int, alpha: float) -> np.ndarray:
         """One-sided (1 − α) Clopper–Pearson lower bound on p_A."""
-        lower = proportion_confint(n_a, n, alpha=2 * alpha, method="beta")[0]
-        return np.nan_to_num(np.asarray(lower, dtype=float), nan=0.0)
+        return clopper_pearson(n_a, n, tail=alpha)[0]
 
 
 def channels_last_agrees(base_classifier: Callable[[Tensor], Tensor], images: Tensor, sigma: float) -> bool:

@@ -120,15 +120,6 @@ class Suite:
     autoattack: AutoAttackParams | None = None
     batch_size: int | None = 256
 
-    def stages(self, *, certify: bool) -> list[str]:
-        """The stages an evaluation reports progress for, in the order the engine runs them."""
-        stages = ["natural", "fgsm", "pgd_linf", "pgd_l2"]
-        if certify:
-            stages.append("smoothing")
-        if self.autoattack is not None:
-            stages.append("autoattack")
-        return stages
-
     def to_dict(self) -> dict[str, Any]:
         """Name, version and every parameter, as plain JSON types."""
         data = _plain(asdict(self))

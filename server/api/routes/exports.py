@@ -12,10 +12,9 @@ from server.api.errors import FieldError
 from server.api.presenters import present_submission
 from server.api.schemas import Leaderboard, SubmissionPublic
 from server.state import crud
+from worker.engine.protocol import COLUMN_METRICS
 
 router = APIRouter(prefix="/export", tags=["exports"])
-
-ACCURACIES = ("natural", "fgsm", "pgd_linf", "pgd_l2", "smoothing")
 
 # OWASP's CSV injection advice: a text cell starting with one of these is read as a formula
 # by spreadsheets, so it gets a leading single quote. Numbers are written as numbers.
@@ -69,7 +68,7 @@ def leaderboard_table(board: Leaderboard) -> str:
         "score_ci95_high",
         "tied_with_above",
     ]
-    for name in ACCURACIES:
+    for name in COLUMN_METRICS:
         header += [name, f"{name}_ci95_low", f"{name}_ci95_high"]
     header += ["sigma", "submissions", "submitted_at", "flags"]
     writer.writerow(header)
@@ -84,7 +83,7 @@ def leaderboard_table(board: Leaderboard) -> str:
             *score_ci,
             str(row.tied).lower(),
         ]
-        for name in ACCURACIES:
+        for name in COLUMN_METRICS:
             low, high = row.ci95.get(name, ("", ""))
             value = getattr(row, name)
             line += ["" if value is None else value, low, high]

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from worker.engine.evaluate import evaluate
-from worker.engine.suites import get_suite
+from worker.engine.protocol import NORMALISATION, SUITES, engine_stages, get_suite
 
 from .toys import linear_problem, trained_cnn
 
@@ -145,11 +145,14 @@ def test_an_empty_batch_or_a_bad_sigma_is_refused():
         evaluate(model, images, labels, get_suite("smoke"), sigma=0.0)
 
 
-@pytest.mark.parametrize("suite_name", ["smoke", "class", "robustbench"])
+@pytest.mark.parametrize("suite_name", sorted(SUITES))
 @pytest.mark.parametrize("sigma", [None, 0.25])
 def test_declared_stage_order_is_the_order_the_engine_reports(suite_name, sigma):
-    """The runner announces ``Suite.stages`` before the child starts; the page marks earlier
-    stages done from it, so it must match what the engine really runs, in order."""
+    """The runner announces the protocol's stages before the child starts; the page marks
+    earlier stages done from them, so they must be what the engine really runs, in order."""
+    from server.state.tables import Submission
+    from worker.runner import stages_for
+
     model, images, labels = linear_problem(n=2, confidence=1.0)
     suite = get_suite(suite_name)
     quick = {"steps": 2, "restarts": 1, "targets": 1}
@@ -170,7 +173,8 @@ def test_declared_stage_order_is_the_order_the_engine_reports(suite_name, sigma)
             seen.append(stage)
 
     evaluate(model, images, labels, suite, sigma=sigma, seed=0, progress=progress)
-    assert seen == suite.stages(certify=sigma is not None)
+    assert seen == engine_stages(suite, certify=sigma is not None)
+    assert stages_for(Submission(suite=suite_name, sigma=sigma)) == [NORMALISATION, *seen]
 
 
 def test_the_runner_announces_smoothing_before_autoattack():
