@@ -302,7 +302,10 @@ def test_the_admin_creates_a_competition_and_teams_never_see_the_private_set(set
 
     again = client.post("/api/competitions", json=BUNDLE, headers=ADMIN)
     assert again.status_code == 409
-    assert again.json() == {"detail": "A competition with slug 'ml-class-2027' already exists.", "field": "slug"}
+    assert again.json() == {
+        "detail": "A competition with slug 'ml-class-2027' already exists.",
+        "field": "slug",
+    }
 
 
 def test_invalid_definitions_get_a_422_with_a_json_detail(sets: Path) -> None:
