@@ -176,7 +176,7 @@ class Competition(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")  # Markdown
     suite: Mapped[str] = mapped_column(String(32))
-    score: Mapped[str] = mapped_column(String(200))  # the rule, as ARENA_SCORE writes it
+    score: Mapped[str] = mapped_column(Text)  # the rule, as ARENA_SCORE writes it (any length)
     final_selections: Mapped[int] = mapped_column(Integer, default=2)
     reveal_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -22,7 +22,7 @@ def upgrade() -> None:
         sa.Column('title', sa.String(length=200), nullable=False),
         sa.Column('description', sa.Text(), nullable=False),
         sa.Column('suite', sa.String(length=32), nullable=False),
-        sa.Column('score', sa.String(length=200), nullable=False),
+        sa.Column('score', sa.Text(), nullable=False),
         sa.Column('final_selections', sa.Integer(), nullable=False),
         sa.Column('reveal_at', sa.DateTime(), nullable=True),
         sa.Column('published_at', sa.DateTime(), nullable=True),
