@@ -275,6 +275,8 @@ def create_competition(
     and CompetitionError for a missing set.
     """
     settings = settings or get_settings()
+    if get_competition(session, spec.slug) is not None:
+        raise _exists(spec.slug)
     folder = sets_dir(home)
     for index, phase in enumerate(spec.phases):
         if not (folder / phase.eval_set).is_file():
@@ -283,8 +285,6 @@ def create_competition(
                 "there first (arena competition create copies a bundle's sets there)",
                 field="eval_set",
             )
-    if get_competition(session, spec.slug) is not None:
-        raise _exists(spec.slug)
     ordered = [spec.development] + ([spec.final] if spec.final is not None else [])
     competition = Competition(
         slug=spec.slug,
