@@ -77,7 +77,7 @@ def test_before_the_start_the_page_counts_down_to_the_opening(client, sets, now)
     assert "<h1>ML class 2027</h1>" in html
     status = text(html, "competition-status")
     assert status == "Not started: the Development phase opens at 2027-01-10 09:00 UTC."
-    assert text(html, "next-deadline") == ("Development opens in 3 days 4 hours (at 2027-01-10 09:00 UTC).")
+    assert text(html, "next-deadline") == ("Development opens in 3 days 4 hours, at 2027-01-10 09:00 UTC.")
     countdown = '<time class="countdown" datetime="2027-01-10T09:00:00Z" data-countdown>'
     assert countdown + "3 days 4 hours</time>" in html
     assert '<time datetime="2027-01-10T09:00:00Z" data-local>2027-01-10 09:00 UTC</time>' in html

@@ -13,7 +13,7 @@
       rest -= count * size;
       if (count > 0 || parts.length > 0) parts.push(count + " " + name + (count === 1 ? "" : "s"));
     }
-    return parts.filter((part) => !part.startsWith("0 ")).join(" ") || "less than a second";
+    return parts.join(" ") || "less than a second"; // every unit once started: it ticks
   }
 
   const localFormat = new Intl.DateTimeFormat(undefined, {
