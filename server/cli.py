@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from models.architectures.catalog import parse_triple
+from server.competition_cli import competition
 from server.state.config import get_settings
 
 
@@ -559,6 +560,8 @@ def data_import(source: Path, images_key: str, labels_key: str, count: int | Non
     save_eval_set(path, images, labels)
     click.echo(f"Wrote {path} ({len(labels)} images).")
 
+
+main.add_command(competition)
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

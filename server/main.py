@@ -11,10 +11,10 @@ from fastapi.staticfiles import StaticFiles
 from server.api.errors import install_error_handlers
 from server.api.head import HeadAsGet
 from server.api.limits import UploadSizeLimit
-from server.api.routes import exports, leaderboard, submissions, teams
+from server.api.routes import competitions, exports, leaderboard, submissions, teams
 from server.api.upload_gate import TokenBeforeBody
 from server.state.config import get_settings
-from server.web import pages
+from server.web import competition_pages, pages
 
 STATIC = Path(__file__).parent / "web" / "static"
 
@@ -44,7 +44,9 @@ def create_app() -> FastAPI:
     app.include_router(submissions.router)
     app.include_router(leaderboard.router)
     app.include_router(exports.router)
+    app.include_router(competitions.router)
     app.include_router(pages.router)
+    app.include_router(competition_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -1,6 +1,7 @@
 """FastAPI dependencies as typed aliases, so route signatures stay one line each."""
 
 import re
+from datetime import datetime
 from typing import Annotated
 
 import anyio
@@ -15,7 +16,7 @@ from server.state.config import Settings, get_settings
 from server.state.db import get_db, get_write_db, new_session
 from server.state.leaderboard import HEADLINE_RADIUS, Published, Track
 from server.state.security import hash_token, same_secret
-from server.state.tables import Submission, Team
+from server.state.tables import Submission, Team, utcnow
 from worker.engine.protocol import SUITES  # torch-free
 
 # Suite names are plain words (class, robustbench, smoke); nothing else reaches the database.
@@ -184,3 +185,12 @@ def is_owner(submission: Submission, authorization: str | None) -> bool:
     token = (authorization or "").partition(" ")[2].strip()
     team = submission.team
     return bool(token) and team.token_hash == hash_token(token) and not team.revoked
+
+
+def clock() -> datetime:
+    """The time now, in UTC: a dependency, so tests can fix it (``dependency_overrides``)
+    instead of waiting for a phase to open or close."""
+    return utcnow()
+
+
+NowDep = Annotated[datetime, Depends(clock)]

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.state.tables import PhaseKind
 from server.state.views import Flag, Leaderboard, LeaderboardRow, WaitEstimate
 
 __all__ = ["Flag", "Leaderboard", "LeaderboardRow", "WaitEstimate"]  # served as the state layer returns them
@@ -86,3 +87,39 @@ class ArchitecturePublic(BaseModel):
     std: tuple[float, float, float]
     stochastic: bool
     surrogate: str | None
+
+
+class PhasePublic(BaseModel):
+    id: int = Field(description="What evaluations in this phase refer to.")
+    name: str
+    kind: PhaseKind
+    eval_set: str | None = Field(
+        description="The set's file name; null for a final phase unless the admin token is sent."
+    )
+    starts_at: datetime | None = Field(
+        description="UTC; null: open from the start (a final phase opens when development ends)."
+    )
+    ends_at: datetime | None = Field(description="UTC, exclusive; null: no end.")
+    position: int
+
+
+class CompetitionPublic(BaseModel):
+    id: int
+    slug: str
+    title: str
+    description: str = Field(description="Markdown.")
+    suite: str
+    score: str = Field(description="The score rule: metric:weight pairs, their weighted mean.")
+    final_selections: int
+    reveal_at: datetime | None = Field(description="UTC; null: revealed when the organiser publishes.")
+    published_at: datetime | None
+    submissions_per_day: int
+    max_active_per_team: int
+    created_at: datetime
+    phases: list[PhasePublic]
+    current_phase: str | None = Field(description="The name of the phase open now, if any.")
+    accepts_uploads: bool = Field(description="Whether the development phase is open now.")
+
+
+class CompetitionList(BaseModel):
+    competitions: list[CompetitionPublic]

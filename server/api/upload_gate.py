@@ -2,8 +2,8 @@
 
 FastAPI reads a body before it runs any dependency, so a token checked by a dependency alone
 would let anyone make the server receive and spool 200 MiB. This ASGI middleware looks at
-the ``Authorization`` header of every upload (a team's token) and of team creation (the
-admin token) first; the routes' own dependencies check it again.
+the ``Authorization`` header of every upload (a team's token) and of team and competition
+creation (the admin token) first; the routes' own dependencies check it again.
 """
 
 import anyio
@@ -36,6 +36,7 @@ async def _admin(token: str) -> None:
 GUARDED = {
     ("POST", "/api/submissions"): (bearer_token, _team),
     ("POST", "/api/teams"): (admin_bearer_token, _admin),
+    ("POST", "/api/competitions"): (admin_bearer_token, _admin),
 }
 
 

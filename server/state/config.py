@@ -72,12 +72,18 @@ class Settings(BaseSettings):
 
     def score_weights(self) -> dict[str, float]:
         """Parse ``score`` ("pgd_linf" or "natural:1,pgd_l2:2") into metric weights."""
-        weights: dict[str, float] = {}
-        for part in self.score.split(","):
-            name, _, weight = part.strip().partition(":")
-            if name:
-                weights[name] = float(weight) if weight else 1.0
-        return weights
+        return parse_score(self.score)
+
+
+def parse_score(rule: str) -> dict[str, float]:
+    """Metric weights of a score rule ("pgd_linf" or "natural:1,pgd_l2:2"); a missing weight
+    is 1. Shared by the settings and by each competition's own rule, so both read alike."""
+    weights: dict[str, float] = {}
+    for part in rule.split(","):
+        name, _, weight = part.strip().partition(":")
+        if name:
+            weights[name] = float(weight) if weight else 1.0
+    return weights
 
 
 @lru_cache

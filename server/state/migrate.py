@@ -5,6 +5,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from server.state.competitions import ensure_default_at_start
 from server.state.config import get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,5 +22,7 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(url: str | None = None) -> None:
-    """Bring the database schema to the newest revision (idempotent)."""
+    """Bring the database schema to the newest revision (idempotent), then the competition
+    ``default`` in step with the settings (every start runs this)."""
     command.upgrade(alembic_config(url), "head")
+    ensure_default_at_start(url)

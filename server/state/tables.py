@@ -1,5 +1,6 @@
 """The tables: teams, their submissions, one result per finished submission, the workers
-alive now, and the throughput workers measured per network and device (for wait estimates)."""
+alive now, the throughput workers measured per network and device (for wait estimates), and
+the competitions with their phases."""
 
 import enum
 from datetime import UTC, datetime
@@ -155,3 +156,61 @@ class Throughput(Base):
     forward_per_second: Mapped[float] = mapped_column(Float)
     backward_per_second: Mapped[float] = mapped_column(Float)
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class PhaseKind(enum.StrEnum):
+    DEVELOPMENT = "development"  # open for uploads, ranked on the public evaluation set
+    FINAL = "final"  # from the development's end: final selections on the private set
+
+
+class Competition(Base):
+    """A contest: its rules (suite, score rule, quotas) and its phases, in order.
+
+    ``reveal_at`` NULL: final results are revealed when the organiser publishes them
+    (``published_at``). The quotas are the competition's own, fixed at creation."""
+
+    __tablename__ = "competitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")  # Markdown
+    suite: Mapped[str] = mapped_column(String(32))
+    score: Mapped[str] = mapped_column(Text)  # the rule, as ARENA_SCORE writes it (any length)
+    final_selections: Mapped[int] = mapped_column(Integer, default=2)
+    reveal_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    submissions_per_day: Mapped[int] = mapped_column(Integer)
+    max_active_per_team: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    phases: Mapped[list["Phase"]] = relationship(
+        back_populates="competition",
+        order_by="Phase.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+
+class Phase(Base):
+    """One phase of a competition. Evaluations will name the phase (and so the evaluation
+    set) they ran in. A development phase without dates is always open; a final phase has no
+    dates of its own: it starts when the development phase ends."""
+
+    __tablename__ = "phases"
+    __table_args__ = (
+        UniqueConstraint("competition_id", "name"),
+        UniqueConstraint("competition_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # PhaseKind
+    # A file name in ARENA_HOME/sets/ (the default competition's: the server's own set's name).
+    eval_set: Mapped[str] = mapped_column(String(255))
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+    competition: Mapped[Competition] = relationship(back_populates="phases")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from models.architectures.catalog import CATALOG, NORMALISATIONS
-from server.api.deps import PublishedDep, SessionDep, SettingsDep, SubmissionId, is_owner
+from server.api.deps import NowDep, PublishedDep, SessionDep, SettingsDep, SubmissionId, is_owner
 from server.api.errors import FieldError
 from server.api.presenters import present_submission, quota_of
 from server.api.schemas import Leaderboard, SubmissionPublic
@@ -136,14 +136,19 @@ def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def leaderboard_page(request: Request, published: PublishedDep, settings: SettingsDep) -> HTMLResponse:
+async def leaderboard_page(
+    request: Request, published: PublishedDep, settings: SettingsDep, now: NowDep
+) -> HTMLResponse:
     # The page changes only with its board (a new result, the only thing that adds a suite,
     # gives every board a new version): rendered once per board, then served as it is.
     page = published.renderings.get("page")
     if page is None:
         page = await run_in_threadpool(_render_leaderboard, request, published.board, settings)
         published.renderings["page"] = page
-    return HTMLResponse(page)
+    from server.web import competition_pages  # it renders with this module's templates
+
+    listing = await run_in_threadpool(competition_pages.competition_list, request, now)
+    return HTMLResponse(competition_pages.with_competition_list(page, listing))
 
 
 def _render_leaderboard(request: Request, board: Leaderboard, settings: Settings) -> bytes:
