@@ -222,7 +222,7 @@ def competition_list(request: Request, now: datetime) -> bytes:
         if len(views) <= 1:
             return b""
         listing = templates.get_template("_competition_list.html")
-        return listing.render(views=views, default_slug=DEFAULT_SLUG).encode()
+        return listing.render(views=views, default_slug=DEFAULT_SLUG, with_script=True).encode()
 
 
 HEADING_END = b"</h1>\n"

@@ -199,7 +199,8 @@ def test_the_leaderboard_lists_the_competitions_when_there_are_more(client, sets
     create(sets)
     now.now = START + timedelta(days=10, hours=5)
     html = client.get("/").text
-    listing_html = html[html.index('<section id="competitions"') : html.index("</section>\n") + 11]
+    script = '<script src="/static/competition.js" defer></script>\n'
+    listing_html = html[html.index('<section id="competitions"') : html.index(script) + len(script)]
     assert html.replace(listing_html, "") == before  # the board itself is as it was
     listing = text(html, "competitions")
     assert "Robustness Arena development phase open" in listing
@@ -211,6 +212,7 @@ def test_the_leaderboard_lists_the_competitions_when_there_are_more(client, sets
     listed = client.get("/competitions").text
     assert '<a href="/competitions/ml-class-2027">ML class 2027</a>' in listed
     assert '<a href="/competitions/default">Robustness Arena</a>' in listed
+    assert listed.count("/static/competition.js") == 1 and html.count("/static/competition.js") == 1
 
 
 @pytest.mark.parametrize("path", ["/competitions/default", "/competitions/ml-class-2027", "/competitions"])
