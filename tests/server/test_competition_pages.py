@@ -136,6 +136,7 @@ def test_the_default_competition_is_always_open_and_links_the_board(client) -> N
     assert '<a href="/">The leaderboard</a>' in html
     assert "Score = " in text(html, "score-rule")
     assert 'id="description"' not in html  # no description, no empty box
+    assert "Final selections" not in html  # no final phase
 
 
 def test_other_competitions_do_not_pretend_to_have_a_board(client, sets) -> None:  # noqa: F811
@@ -153,8 +154,9 @@ def test_the_description_is_markdown_without_html_or_script_links(client, sets) 
         "[click](javascript:alert(1)) [also](JAVASCRIPT:alert(2)) [data](data:text/html,x)\n\n"
         "![tracker](https://example.org/pixel.png)"
     )
-    create(sets, description=description)
+    create(sets, description=description, title="Robust <b>CIFAR</b> & co")
     html = client.get("/competitions/ml-class-2027").text
+    assert "<h1>Robust &lt;b&gt;CIFAR&lt;/b&gt; &amp; co</h1>" in html
     body = html[html.index('id="description"') :]
     body = body[: body.index("</div>")]
     assert "<h2>Robust CIFAR-10</h2>" in body  # under the page's title and "<strong>PGD</strong>" in body
