@@ -214,7 +214,7 @@ def competition_page(request: Request, slug: str, session: SessionDep, now: NowD
     )
 
 
-def competition_list(request: Request, now: datetime) -> bytes:
+def competition_list(now: datetime) -> bytes:
     """The competitions list the leaderboard shows above its board, or nothing while the
     default competition is the only one (the page is then exactly as it always was)."""
     with new_session(write=False) as session:
