@@ -214,7 +214,7 @@ def competition_page(request: Request, slug: str, session: SessionDep, now: NowD
     )
 
 
-def competition_list(request: Request, now: datetime) -> bytes:
+def competition_list(now: datetime) -> bytes:
     """The competitions list the leaderboard shows above its board, or nothing while the
     default competition is the only one (the page is then exactly as it always was)."""
     with new_session(write=False) as session:
@@ -222,7 +222,7 @@ def competition_list(request: Request, now: datetime) -> bytes:
         if len(views) <= 1:
             return b""
         listing = templates.get_template("_competition_list.html")
-        return listing.render(views=views, default_slug=DEFAULT_SLUG).encode()
+        return listing.render(views=views, default_slug=DEFAULT_SLUG, with_script=True).encode()
 
 
 HEADING_END = b"</h1>\n"

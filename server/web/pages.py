@@ -145,9 +145,11 @@ async def leaderboard_page(
     if page is None:
         page = await run_in_threadpool(_render_leaderboard, request, published.board, settings)
         published.renderings["page"] = page
+    # The competitions list follows the clock: added per request (nothing while the default
+    # competition is the only one).
     from server.web import competition_pages  # it renders with this module's templates
 
-    listing = await run_in_threadpool(competition_pages.competition_list, request, now)
+    listing = await run_in_threadpool(competition_pages.competition_list, now)
     return HTMLResponse(competition_pages.with_competition_list(page, listing))
 
 

@@ -2,7 +2,8 @@
 
 A finished submission's parameters sit under their row instead of making each row a screen
 tall, the charts keep readable text in a box that scrolls sideways, and no page is wider
-than the screen. Screenshots go to test-artifacts/.
+than the screen; the competition pages fit a 360 px phone too. Screenshots go to
+test-artifacts/.
 """
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from server.state.db import session_scope
 from server.state.tables import Status
 from tests.processes import Platform
+from tests.server.test_competitions import sets  # noqa: F401 (a fixture)
 from tests.server.test_pages import add_submission, results, team
 
 pytestmark = pytest.mark.browser
@@ -91,3 +93,37 @@ def test_pages_fit_a_phone_and_keep_their_text_readable(phone, settings_env, tmp
             phone.screenshot(path=str(artifacts / name), full_page=True)
     finally:
         platform.stop()
+
+
+NARROW_PHONE = {"width": 360, "height": 740}
+
+
+def test_competition_pages_fit_a_360_px_phone(browser, settings_env, sets, tmp_path, artifacts):  # noqa: F811
+    """The competition page, the list of competitions and the leaderboard with its list above
+    the board, on the narrowest common phone."""
+    from tests.browser.test_competition_page import create_example
+
+    slug = create_example(sets)
+    context = browser.new_context(viewport=NARROW_PHONE, device_scale_factor=2, is_mobile=True)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    platform = Platform(settings_env, tmp_path, with_worker=False)
+    try:
+        for path, name in (
+            (f"/competitions/{slug}", "competition-360.png"),
+            ("/competitions", "competitions-360.png"),
+            ("/", "leaderboard-competitions-360.png"),
+        ):
+            page.goto(platform.url + path)
+            page.wait_for_selector(".local-time")  # the longest form of each time, once added
+            assert page_width(page) <= NARROW_PHONE["width"], path
+            for box in page.locator("#timeline .step, #competitions li").all():
+                edge = box.bounding_box()
+                assert edge["x"] >= 0 and edge["x"] + edge["width"] <= NARROW_PHONE["width"], path
+            page.screenshot(path=str(artifacts / name), full_page=True)
+    finally:
+        platform.stop()
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

@@ -136,6 +136,7 @@ def test_the_default_competition_is_always_open_and_links_the_board(client) -> N
     assert '<a href="/">The leaderboard</a>' in html
     assert "Score = " in text(html, "score-rule")
     assert 'id="description"' not in html  # no description, no empty box
+    assert "Final selections" not in html  # no final phase
 
 
 def test_other_competitions_do_not_pretend_to_have_a_board(client, sets) -> None:  # noqa: F811
@@ -153,8 +154,9 @@ def test_the_description_is_markdown_without_html_or_script_links(client, sets) 
         "[click](javascript:alert(1)) [also](JAVASCRIPT:alert(2)) [data](data:text/html,x)\n\n"
         "![tracker](https://example.org/pixel.png)"
     )
-    create(sets, description=description)
+    create(sets, description=description, title="Robust <b>CIFAR</b> & co")
     html = client.get("/competitions/ml-class-2027").text
+    assert "<h1>Robust &lt;b&gt;CIFAR&lt;/b&gt; &amp; co</h1>" in html
     body = html[html.index('id="description"') :]
     body = body[: body.index("</div>")]
     assert "<h2>Robust CIFAR-10</h2>" in body  # under the page's title and "<strong>PGD</strong>" in body
@@ -199,7 +201,8 @@ def test_the_leaderboard_lists_the_competitions_when_there_are_more(client, sets
     create(sets)
     now.now = START + timedelta(days=10, hours=5)
     html = client.get("/").text
-    listing_html = html[html.index('<section id="competitions"') : html.index("</section>\n") + 11]
+    script = '<script src="/static/competition.js" defer></script>\n'
+    listing_html = html[html.index('<section id="competitions"') : html.index(script) + len(script)]
     assert html.replace(listing_html, "") == before  # the board itself is as it was
     listing = text(html, "competitions")
     assert "Robustness Arena development phase open" in listing
@@ -211,6 +214,7 @@ def test_the_leaderboard_lists_the_competitions_when_there_are_more(client, sets
     listed = client.get("/competitions").text
     assert '<a href="/competitions/ml-class-2027">ML class 2027</a>' in listed
     assert '<a href="/competitions/default">Robustness Arena</a>' in listed
+    assert listed.count("/static/competition.js") == 1 and html.count("/static/competition.js") == 1
 
 
 @pytest.mark.parametrize("path", ["/competitions/default", "/competitions/ml-class-2027", "/competitions"])
