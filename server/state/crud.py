@@ -4,10 +4,11 @@ Every state change of a submission goes through here, as one conditional UPDATE 
 is possible, so the database stays the single source of truth.
 """
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -160,32 +161,45 @@ def _bump_counter(session: Session, team_id: int) -> None:
     )
 
 
+def _transition(
+    session: Session,
+    submission_id: int,
+    *guards: ColumnElement[bool],
+    values: Mapping[str, Any],
+    commit: bool = True,
+) -> bool:
+    """Apply ``values`` to the submission if it still meets every guard; True if it did.
+
+    One conditional UPDATE, so two workers (or a worker and the reconciler) racing for the same
+    submission cannot both win: the loser's guard no longer holds and it gets False.
+    ``commit=False`` leaves the transaction open for a caller that writes more with it.
+    """
+    result = session.execute(
+        update(Submission).where(Submission.id == submission_id, *guards).values(**values)
+    )
+    if commit:
+        session.commit()
+    return result.rowcount == 1
+
+
 def cancel_submission(*, session: Session, submission_id: int) -> bool:
     """Cancel a submission no worker has started; it does not count against the quota."""
-    result = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission_id,
-            Submission.status.in_((Status.QUEUED, Status.VALIDATING)),
-        )
-        .values(status=Status.CANCELLED, charged=False, finished_at=utcnow())
+    return _transition(
+        session,
+        submission_id,
+        Submission.status.in_((Status.QUEUED, Status.VALIDATING)),
+        values={"status": Status.CANCELLED, "charged": False, "finished_at": utcnow()},
     )
-    session.commit()
-    return result.rowcount == 1
 
 
 def mark_queued(*, session: Session, submission_id: int, task_id: str) -> bool:
     """Record that ``task_id`` carries this submission; never touches a running one."""
-    result = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission_id,
-            Submission.status.in_((Status.VALIDATING, Status.QUEUED)),
-        )
-        .values(status=Status.QUEUED, task_id=task_id, queued_at=utcnow(), progress=None)
+    return _transition(
+        session,
+        submission_id,
+        Submission.status.in_((Status.VALIDATING, Status.QUEUED)),
+        values={"status": Status.QUEUED, "task_id": task_id, "queued_at": utcnow(), "progress": None},
     )
-    session.commit()
-    return result.rowcount == 1
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -259,26 +273,30 @@ def running_now(*, session: Session) -> list[tuple[str, bool, float]]:
 # --- worker side: leases, progress, results ----------------------------------------------
 
 
+def _held_by(owner: str) -> tuple[ColumnElement[bool], ...]:
+    """The guard of a transition only the worker holding the lease may make."""
+    return (Submission.lease_owner == owner, Submission.status == Status.RUNNING)
+
+
 def claim_submission(*, session: Session, submission_id: int, owner: str, lease_seconds: float) -> bool:
     """Take the lease on a submission, atomically; False if it is done or leased elsewhere."""
     now = utcnow()
     claimable = (Submission.status == Status.QUEUED) | (
         (Submission.status == Status.RUNNING) & (Submission.lease_expires < now)
     )
-    result = session.execute(
-        update(Submission)
-        .where(Submission.id == submission_id, claimable)
-        .values(
-            status=Status.RUNNING,
-            lease_owner=owner,
-            lease_expires=now + timedelta(seconds=lease_seconds),
-            started_at=now,
-            attempts=Submission.attempts + 1,
-            error=None,
-        )
+    return _transition(
+        session,
+        submission_id,
+        claimable,
+        values={
+            "status": Status.RUNNING,
+            "lease_owner": owner,
+            "lease_expires": now + timedelta(seconds=lease_seconds),
+            "started_at": now,
+            "attempts": Submission.attempts + 1,
+            "error": None,
+        },
     )
-    session.commit()
-    return result.rowcount == 1
 
 
 def renew_lease(
@@ -293,17 +311,7 @@ def renew_lease(
     values: dict[str, Any] = {"lease_expires": utcnow() + timedelta(seconds=lease_seconds)}
     if progress is not None:
         values["progress"] = progress
-    result = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission_id,
-            Submission.lease_owner == owner,
-            Submission.status == Status.RUNNING,
-        )
-        .values(**values)
-    )
-    session.commit()
-    return result.rowcount == 1
+    return _transition(session, submission_id, *_held_by(owner), values=values)
 
 
 def finish_submission(
@@ -318,16 +326,14 @@ def finish_submission(
     The result row is unique per submission, and the status change requires the caller's
     lease, so a redelivered or duplicated task cannot write twice.
     """
-    updated = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission_id,
-            Submission.lease_owner == owner,
-            Submission.status == Status.RUNNING,
-        )
-        .values(status=Status.FINISHED, finished_at=utcnow(), lease_expires=None)
+    finished = _transition(
+        session,
+        submission_id,
+        *_held_by(owner),
+        values={"status": Status.FINISHED, "finished_at": utcnow(), "lease_expires": None},
+        commit=False,
     )
-    if updated.rowcount != 1:
+    if not finished:
         session.rollback()
         return False
     metrics = {key: results.get(key, {}).get("accuracy") for key in _METRIC_COLUMNS}
@@ -360,22 +366,21 @@ def fail_submission(
     charged: bool,
 ) -> bool:
     """Mark a submission failed with a reason; ``charged=False`` gives the quota back."""
-    conditions = [Submission.id == submission_id, Submission.status.in_(ACTIVE_STATUSES)]
+    guards = [Submission.status.in_(ACTIVE_STATUSES)]
     if owner is not None:
-        conditions.append(Submission.lease_owner == owner)
-    result = session.execute(
-        update(Submission)
-        .where(*conditions)
-        .values(
-            status=Status.FAILED,
-            error=error,
-            charged=charged,
-            finished_at=utcnow(),
-            lease_expires=None,
-        )
+        guards.append(Submission.lease_owner == owner)
+    return _transition(
+        session,
+        submission_id,
+        *guards,
+        values={
+            "status": Status.FAILED,
+            "error": error,
+            "charged": charged,
+            "finished_at": utcnow(),
+            "lease_expires": None,
+        },
     )
-    session.commit()
-    return result.rowcount == 1
 
 
 def release_for_retry(
@@ -393,17 +398,7 @@ def release_for_retry(
     }
     if not count_attempt:
         values.update(attempts=Submission.attempts - 1, progress=None)
-    result = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission_id,
-            Submission.lease_owner == owner,
-            Submission.status == Status.RUNNING,
-        )
-        .values(**values)
-    )
-    session.commit()
-    return result.rowcount == 1
+    return _transition(session, submission_id, *_held_by(owner), values=values)
 
 
 def expired_leases(*, session: Session) -> list[Submission]:
@@ -439,17 +434,14 @@ def requeue_expired(*, session: Session, submission_id: int, max_attempts: int) 
             charged=False,
         )
         return Status.FAILED
-    result = session.execute(
-        update(Submission)
-        .where(
-            Submission.id == submission_id,
-            Submission.status == Status.RUNNING,
-            Submission.lease_expires < utcnow(),
-        )
-        .values(status=Status.QUEUED, lease_owner=None, lease_expires=None, progress=None)
+    requeued = _transition(
+        session,
+        submission_id,
+        Submission.status == Status.RUNNING,
+        Submission.lease_expires < utcnow(),
+        values={"status": Status.QUEUED, "lease_owner": None, "lease_expires": None, "progress": None},
     )
-    session.commit()
-    return Status.QUEUED if result.rowcount == 1 else Status.RUNNING
+    return Status.QUEUED if requeued else Status.RUNNING
 
 
 # --- workers alive ---------------------------------------------------------------------------
