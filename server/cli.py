@@ -216,10 +216,10 @@ def team() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def team_create(name: str | None, csv_file: Any, out: Path | None, baseline: bool, as_json: bool) -> None:
     """Create a team (or one per CSV row) and print its API token (shown only once)."""
-    from server.state import crud
     from server.state.db import session_scope
     from server.state.migrate import upgrade
     from server.state.names import clean_team_name, name_key
+    from server.state.teams import create_team, team_like
 
     if (name is None) == (csv_file is None):
         raise click.UsageError("Give a team NAME or --from-csv FILE, not both.")
@@ -231,9 +231,7 @@ def team_create(name: str | None, csv_file: Any, out: Path | None, baseline: boo
     name = names[0]
     upgrade()
     with session_scope() as session:
-        taken = [
-            team.name for each in names if (team := crud.team_like(session=session, name=each)) is not None
-        ]
+        taken = [team.name for each in names if (team := team_like(session=session, name=each)) is not None]
         if taken and csv_file is None:
             raise click.ClickException(f"A team named {taken[0]!r} already exists.")
         if taken:
@@ -249,7 +247,7 @@ def team_create(name: str | None, csv_file: Any, out: Path | None, baseline: boo
             )
         created = []
         for each in names:  # every name was checked first: the batch is created whole
-            team, token = crud.create_team(session=session, name=each, baseline=baseline)
+            team, token = create_team(session=session, name=each, baseline=baseline)
             created.append({"id": team.id, "name": team.name, "token": token})
     if csv_file is not None:
         _write_tokens(created, out)
@@ -321,17 +319,17 @@ def team_list() -> None:
 @click.option("--new-token", is_flag=True, help="Issue a new token instead of disabling.")
 def team_revoke(name: str, new_token: bool) -> None:
     """Revoke a team's token (optionally issuing a new one)."""
-    from server.state import crud
     from server.state.db import session_scope
+    from server.state.teams import revoke_team, rotate_token, team_by_name
 
     with session_scope() as session:
-        found = crud.team_by_name(session=session, name=name)
+        found = team_by_name(session=session, name=name)
         if found is None:
             raise click.ClickException(f"No team named {name!r}.")
         if new_token:
-            click.echo(crud.rotate_token(session=session, team=found))
+            click.echo(rotate_token(session=session, team=found))
         else:
-            crud.revoke_team(session=session, team=found)
+            revoke_team(session=session, team=found)
             click.echo(f"Token of {name!r} revoked.")
 
 
@@ -347,7 +345,7 @@ def queue() -> None:
         rows = session.scalars(
             select(Submission)
             .where(Submission.status.in_([Status.RUNNING, Status.QUEUED, Status.VALIDATING]))
-            .order_by(Submission.id)  # the queue order (crud.queued_ahead)
+            .order_by(Submission.id)  # the queue order (submissions.queued_ahead)
         ).all()
         if not rows:
             click.echo("Nothing running or queued.")
@@ -482,14 +480,14 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest version."""
-    from server.state import crud
     from server.state.db import session_scope
     from server.state.migrate import upgrade
+    from server.state.teams import look_alike_teams
 
     upgrade()
     click.echo("Database schema is up to date.")
     with session_scope() as session:
-        look_alikes = crud.look_alike_teams(session=session)
+        look_alikes = look_alike_teams(session=session)
     if look_alikes:
         click.echo(
             "Teams whose names differ from an earlier team's only by case or Unicode form "

@@ -10,9 +10,9 @@ import os
 import socket
 import threading
 
-from server.state import crud
 from server.state.config import get_settings
 from server.state.db import session_scope
+from server.state.workers import forget_workers, record_worker
 from worker.runner import WORKER_ID
 
 log = logging.getLogger(__name__)
@@ -22,9 +22,7 @@ PRUNE_AFTER = 24 * 3600.0
 
 def _beat() -> None:
     with session_scope() as session:
-        crud.record_worker(
-            session=session, worker_id=WORKER_ID, hostname=socket.gethostname(), pid=os.getpid()
-        )
+        record_worker(session=session, worker_id=WORKER_ID, hostname=socket.gethostname(), pid=os.getpid())
 
 
 class Presence:
@@ -39,7 +37,7 @@ class Presence:
             return
         interval = get_settings().worker_heartbeat_seconds
         with session_scope() as session:
-            crud.forget_workers(session=session, unseen_for=PRUNE_AFTER)
+            forget_workers(session=session, unseen_for=PRUNE_AFTER)
         _beat()
         cls._stop.clear()
 
@@ -61,6 +59,6 @@ class Presence:
             cls._thread = None
         try:
             with session_scope() as session:
-                crud.forget_workers(session=session, worker_id=WORKER_ID)
+                forget_workers(session=session, worker_id=WORKER_ID)
         except Exception:  # noqa: BLE001 - the row goes stale instead
             log.exception("could not delete the worker heartbeat")

@@ -20,12 +20,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.state import crud, queue
+from server.state import queue
 from server.state.config import Settings, get_settings
 from server.state.costs import throughput_key
 from server.state.db import session_scope
+from server.state.lifecycle import (
+    claim_submission,
+    fail_submission,
+    finish_submission,
+    release_for_retry,
+    renew_lease,
+)
 from server.state.storage import upload_path
+from server.state.submissions import get_submission
 from server.state.tables import Submission
+from server.state.workers import record_throughput
 from worker.engine.suites import get_suite
 from worker.isolation import Limits, Sandbox
 from worker.protocol import (
@@ -52,7 +61,7 @@ _timed: set[str] = set()
 def _store_throughput(arch: str, measured: dict[str, Any]) -> None:
     try:
         with session_scope() as session:
-            crud.record_throughput(
+            record_throughput(
                 session=session,
                 arch=arch,
                 device=str(measured["device"]),
@@ -134,7 +143,7 @@ class Heartbeat:
             snapshot = dict(self.progress) if self.progress else None
             try:
                 with session_scope() as session:
-                    kept = crud.renew_lease(
+                    kept = renew_lease(
                         session=session,
                         submission_id=self.submission_id,
                         owner=self.owner,
@@ -260,14 +269,14 @@ def run_submission(submission_id: int, *, settings: Settings | None = None) -> s
     """Evaluate a submission if no live worker holds it; returns what happened."""
     settings = settings or get_settings()
     with session_scope() as session:
-        if not crud.claim_submission(
+        if not claim_submission(
             session=session,
             submission_id=submission_id,
             owner=WORKER_ID,
             lease_seconds=settings.lease_seconds,
         ):
             return "skipped"
-        submission = crud.get_submission(session=session, submission_id=submission_id)
+        submission = get_submission(session=session, submission_id=submission_id)
         assert submission is not None
         stages = stages_for(submission)
         key = throughput_key(submission.arch, submission.sha256)
@@ -292,13 +301,11 @@ def _settle(
         if outcome.lease_lost:
             return "lease-lost"
         if outcome.returncode == 0 and results is not None:
-            crud.finish_submission(
-                session=session, submission_id=submission_id, owner=WORKER_ID, results=results
-            )
+            finish_submission(session=session, submission_id=submission_id, owner=WORKER_ID, results=results)
             return "finished"
         if stopping.is_set() or (not outcome.timed_out and outcome.returncode in INTERRUPTED):
             log.warning("submission %s: worker stopping, back to the queue", submission_id)
-            if crud.release_for_retry(
+            if release_for_retry(
                 session=session,
                 submission_id=submission_id,
                 owner=WORKER_ID,
@@ -308,7 +315,7 @@ def _settle(
                 queue.enqueue(session, submission_id)
             return "released"
         if outcome.timed_out:
-            crud.fail_submission(
+            fail_submission(
                 session=session,
                 submission_id=submission_id,
                 owner=WORKER_ID,
@@ -321,7 +328,7 @@ def _settle(
             return "failed"
         answer = outcome.answer or {}
         if outcome.returncode == DECLINED:
-            crud.fail_submission(
+            fail_submission(
                 session=session,
                 submission_id=submission_id,
                 owner=WORKER_ID,
@@ -330,7 +337,7 @@ def _settle(
             )
             return "failed"
         if outcome.returncode == MODEL_FAULT:
-            crud.fail_submission(
+            fail_submission(
                 session=session,
                 submission_id=submission_id,
                 owner=WORKER_ID,
@@ -341,9 +348,9 @@ def _settle(
         reason = answer.get("message") or (
             f"the evaluating process died (exit status {outcome.returncode}; out of memory?)"
         )
-        submission = crud.get_submission(session=session, submission_id=submission_id)
+        submission = get_submission(session=session, submission_id=submission_id)
         if submission is not None and submission.attempts >= settings.max_attempts:
-            crud.fail_submission(
+            fail_submission(
                 session=session,
                 submission_id=submission_id,
                 owner=WORKER_ID,
@@ -354,8 +361,6 @@ def _settle(
                 ),
             )
             return "failed"
-        if crud.release_for_retry(
-            session=session, submission_id=submission_id, owner=WORKER_ID, error=reason
-        ):
+        if release_for_retry(session=session, submission_id=submission_id, owner=WORKER_ID, error=reason):
             queue.enqueue(session, submission_id)
         return "retried"

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from models.architectures.catalog import CATALOG
-from server.state import crud
 from server.state.estimates import RECENT, Kind, Typical, about
 from server.state.tables import Throughput
+from server.state.workers import throughputs
 from worker.engine.cost import suite_passes
 from worker.engine.suites import SUITES  # torch-free
 
@@ -47,7 +47,7 @@ def modelled(
     images = protocol.images or 10_000
     if limit:
         images = min(images, limit)
-    timings = crud.throughputs(session=session)
+    timings = throughputs(session=session)
 
     def bound(kind: Kind, key: str) -> tuple[float, str] | None:
         rate = _rate(timings, key)

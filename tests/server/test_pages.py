@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.main import create_app
-from server.state import crud
 from server.state.db import session_scope
 from server.state.leaderboard import clopper_pearson, published
 from server.state.tables import Result, Status, Submission, utcnow
+from server.state.teams import create_team
 
 RADII = ("0.0", "0.25", "0.5", "0.75", "1.0", "1.25", "1.5")
 WEIGHTS = {"natural": 1, "pgd_linf": 1, "pgd_l2": 1}
@@ -104,7 +104,7 @@ def add_submission(
 
 
 def team(session, name, baseline=False):
-    created, token = crud.create_team(session=session, name=name, baseline=baseline)
+    created, token = create_team(session=session, name=name, baseline=baseline)
     return created, token
 
 
