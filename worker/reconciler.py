@@ -8,7 +8,6 @@ stored upload files that no submission refers to (an API process killed mid-uplo
 """
 
 import logging
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from server.state.queue import enqueue
 from server.state.submissions import stored_names
 from server.state.tables import Status
 from worker.broker_contents import waiting_task_ids
+from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -104,28 +104,19 @@ def reconcile_once(app: Celery, settings: Settings) -> list[int]:
     return requeued
 
 
+_rounds = Periodic("arena-reconciler", log, "reconcile pass failed")
+
+
 class Reconciler:
-    _thread: threading.Thread | None = None
-    _stop = threading.Event()
+    """The reconciler thread of this worker process (one per process)."""
 
     @classmethod
     def start_background(cls, app: Celery) -> None:
-        if cls._thread is not None:
+        if _rounds.running:
             return
         settings = get_settings()
-        cls._stop.clear()
-
-        def loop() -> None:
-            while not cls._stop.wait(settings.reconcile_seconds):
-                try:
-                    reconcile_once(app, settings)
-                except Exception:  # noqa: BLE001 - keep reconciling after a transient error
-                    log.exception("reconcile pass failed")
-
-        cls._thread = threading.Thread(target=loop, name="arena-reconciler", daemon=True)
-        cls._thread.start()
+        _rounds.start(settings.reconcile_seconds, lambda: reconcile_once(app, settings))
 
     @classmethod
     def stop_background(cls) -> None:
-        cls._stop.set()
-        cls._thread = None
+        _rounds.stop()
