@@ -1,4 +1,4 @@
-"""Every state change of a submission once its upload is accepted.
+"""Every state change of a submission after its row is reserved (``server.state.submissions``).
 
 ``mark_queued`` (validating → queued, carried by a task), then a worker's
 ``claim_submission`` (→ running, under a lease it keeps with ``renew_lease``), ending in
