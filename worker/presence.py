@@ -8,11 +8,11 @@ pruned a day later by the next worker to start.
 import logging
 import os
 import socket
-import threading
 
-from server.state import crud
 from server.state.config import get_settings
 from server.state.db import session_scope
+from server.state.workers import forget_workers, record_worker
+from worker.periodic import Periodic
 from worker.runner import WORKER_ID
 
 log = logging.getLogger(__name__)
@@ -22,45 +22,30 @@ PRUNE_AFTER = 24 * 3600.0
 
 def _beat() -> None:
     with session_scope() as session:
-        crud.record_worker(
-            session=session, worker_id=WORKER_ID, hostname=socket.gethostname(), pid=os.getpid()
-        )
+        record_worker(session=session, worker_id=WORKER_ID, hostname=socket.gethostname(), pid=os.getpid())
+
+
+_beats = Periodic("arena-presence", log, "worker heartbeat failed")
 
 
 class Presence:
     """The heartbeat thread of this worker process (one per process, like the reconciler)."""
 
-    _thread: threading.Thread | None = None
-    _stop = threading.Event()
-
     @classmethod
     def start_background(cls) -> None:
-        if cls._thread is not None:
+        if _beats.running:
             return
         interval = get_settings().worker_heartbeat_seconds
         with session_scope() as session:
-            crud.forget_workers(session=session, unseen_for=PRUNE_AFTER)
+            forget_workers(session=session, unseen_for=PRUNE_AFTER)
         _beat()
-        cls._stop.clear()
-
-        def loop() -> None:
-            while not cls._stop.wait(interval):
-                try:
-                    _beat()
-                except Exception:  # noqa: BLE001 - a database hiccup must not stop the beats
-                    log.exception("worker heartbeat failed")
-
-        cls._thread = threading.Thread(target=loop, name="arena-presence", daemon=True)
-        cls._thread.start()
+        _beats.start(interval, _beat)
 
     @classmethod
     def stop_background(cls) -> None:
-        cls._stop.set()
-        if cls._thread is not None:
-            cls._thread.join(timeout=5)
-            cls._thread = None
+        _beats.stop(wait=5)
         try:
             with session_scope() as session:
-                crud.forget_workers(session=session, worker_id=WORKER_ID)
+                forget_workers(session=session, worker_id=WORKER_ID)
         except Exception:  # noqa: BLE001 - the row goes stale instead
             log.exception("could not delete the worker heartbeat")

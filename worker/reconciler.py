@@ -8,18 +8,19 @@ stored upload files that no submission refers to (an API process killed mid-uplo
 """
 
 import logging
-import threading
 import time
 from pathlib import Path
 
 from celery import Celery
 
-from server.state import crud
 from server.state.config import Settings, get_settings
 from server.state.db import session_scope
+from server.state.lifecycle import expired_leases, requeue_expired, stale_submissions
 from server.state.queue import enqueue
+from server.state.submissions import stored_names
 from server.state.tables import Status
 from worker.broker_contents import waiting_task_ids
+from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def sweep_uploads(settings: Settings) -> list[Path]:
     if not old:
         return []
     with session_scope() as session:
-        kept = crud.stored_names(session=session)
+        kept = stored_names(session=session)
     swept = [path for path in old if path.name not in kept]
     for path in swept:
         path.unlink(missing_ok=True)
@@ -62,22 +63,22 @@ def reconcile_once(app: Celery, settings: Settings) -> list[int]:
     """One pass; returns the ids it requeued."""
     requeued: list[int] = []
     with session_scope() as session:
-        expired = [s.id for s in crud.expired_leases(session=session)]
+        expired = [s.id for s in expired_leases(session=session)]
         validating = [
             s.id
-            for s in crud.stale_submissions(
+            for s in stale_submissions(
                 session=session, status=Status.VALIDATING, older_than=2 * settings.probe_timeout
             )
         ]
         queued = {
             s.id: s.task_id
-            for s in crud.stale_submissions(
+            for s in stale_submissions(
                 session=session, status=Status.QUEUED, older_than=settings.requeue_after_seconds
             )
         }
     for submission_id in expired:
         with session_scope() as session:
-            status = crud.requeue_expired(
+            status = requeue_expired(
                 session=session, submission_id=submission_id, max_attempts=settings.max_attempts
             )
         if status == Status.QUEUED:
@@ -103,28 +104,19 @@ def reconcile_once(app: Celery, settings: Settings) -> list[int]:
     return requeued
 
 
+_rounds = Periodic("arena-reconciler", log, "reconcile pass failed")
+
+
 class Reconciler:
-    _thread: threading.Thread | None = None
-    _stop = threading.Event()
+    """The reconciler thread of this worker process (one per process)."""
 
     @classmethod
     def start_background(cls, app: Celery) -> None:
-        if cls._thread is not None:
+        if _rounds.running:
             return
         settings = get_settings()
-        cls._stop.clear()
-
-        def loop() -> None:
-            while not cls._stop.wait(settings.reconcile_seconds):
-                try:
-                    reconcile_once(app, settings)
-                except Exception:  # noqa: BLE001 - keep reconciling after a transient error
-                    log.exception("reconcile pass failed")
-
-        cls._thread = threading.Thread(target=loop, name="arena-reconciler", daemon=True)
-        cls._thread.start()
+        _rounds.start(settings.reconcile_seconds, lambda: reconcile_once(app, settings))
 
     @classmethod
     def stop_background(cls) -> None:
-        cls._stop.set()
-        cls._thread = None
+        _rounds.stop()

@@ -20,12 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.state import crud, queue
+from sqlalchemy.orm import Session
+
+from server.state import queue
 from server.state.config import Settings, get_settings
 from server.state.costs import throughput_key
 from server.state.db import session_scope
+from server.state.lifecycle import (
+    claim_submission,
+    fail_submission,
+    finish_submission,
+    release_for_retry,
+    renew_lease,
+)
 from server.state.storage import upload_path
+from server.state.submissions import get_submission
 from server.state.tables import Submission
+from server.state.workers import record_throughput
 from worker.engine.protocol import get_suite, stages
 from worker.isolation import Limits, Sandbox
 from worker.protocol import (
@@ -52,7 +63,7 @@ _timed: set[str] = set()
 def _store_throughput(arch: str, measured: dict[str, Any]) -> None:
     try:
         with session_scope() as session:
-            crud.record_throughput(
+            record_throughput(
                 session=session,
                 arch=arch,
                 device=str(measured["device"]),
@@ -134,7 +145,7 @@ class Heartbeat:
             snapshot = dict(self.progress) if self.progress else None
             try:
                 with session_scope() as session:
-                    kept = crud.renew_lease(
+                    kept = renew_lease(
                         session=session,
                         submission_id=self.submission_id,
                         owner=self.owner,
@@ -260,14 +271,14 @@ def run_submission(submission_id: int, *, settings: Settings | None = None) -> s
     """Evaluate a submission if no live worker holds it; returns what happened."""
     settings = settings or get_settings()
     with session_scope() as session:
-        if not crud.claim_submission(
+        if not claim_submission(
             session=session,
             submission_id=submission_id,
             owner=WORKER_ID,
             lease_seconds=settings.lease_seconds,
         ):
             return "skipped"
-        submission = crud.get_submission(session=session, submission_id=submission_id)
+        submission = get_submission(session=session, submission_id=submission_id)
         assert submission is not None
         stages = stages_for(submission)
         key = throughput_key(submission.arch, submission.sha256)
@@ -288,74 +299,75 @@ def run_submission(submission_id: int, *, settings: Settings | None = None) -> s
 def _settle(
     submission_id: int, outcome: ChildOutcome, results: dict[str, Any] | None, settings: Settings
 ) -> str:
+    """Record how the evaluating child ended; returns what happened, as ``run_submission`` does."""
     with session_scope() as session:
         if outcome.lease_lost:
             return "lease-lost"
         if outcome.returncode == 0 and results is not None:
-            crud.finish_submission(
-                session=session, submission_id=submission_id, owner=WORKER_ID, results=results
-            )
+            finish_submission(session=session, submission_id=submission_id, owner=WORKER_ID, results=results)
             return "finished"
         if stopping.is_set() or (not outcome.timed_out and outcome.returncode in INTERRUPTED):
             log.warning("submission %s: worker stopping, back to the queue", submission_id)
-            if crud.release_for_retry(
-                session=session,
-                submission_id=submission_id,
-                owner=WORKER_ID,
-                error=None,
-                count_attempt=False,
-            ):
-                queue.enqueue(session, submission_id)
+            _requeue(session, submission_id, error=None, count_attempt=False)
             return "released"
-        if outcome.timed_out:
-            crud.fail_submission(
-                session=session,
-                submission_id=submission_id,
-                owner=WORKER_ID,
-                charged=True,
-                error=(
-                    f"The evaluation did not finish within the time limit of "
-                    f"{settings.soft_time_limit:g} s (does the model hang or run very slowly?)."
-                ),
-            )
+        final = _final_failure(outcome, settings)
+        if final is not None:
+            error, charged = final
+            _fail(session, submission_id, error, charged=charged)
             return "failed"
-        answer = outcome.answer or {}
-        if outcome.returncode == DECLINED:
-            crud.fail_submission(
-                session=session,
-                submission_id=submission_id,
-                owner=WORKER_ID,
-                charged=False,
-                error=answer.get("message") or "The evaluation stopped before any attack.",
-            )
-            return "failed"
-        if outcome.returncode == MODEL_FAULT:
-            crud.fail_submission(
-                session=session,
-                submission_id=submission_id,
-                owner=WORKER_ID,
-                charged=True,
-                error=answer.get("message") or "The model failed during evaluation.",
-            )
-            return "failed"
-        reason = answer.get("message") or (
-            f"the evaluating process died (exit status {outcome.returncode}; out of memory?)"
+        return _retry_or_give_up(session, submission_id, outcome, settings)
+
+
+def _final_failure(outcome: ChildOutcome, settings: Settings) -> tuple[str, bool] | None:
+    """A failure another try would not cure (error, whether it counts against the quota), or
+    None when the platform is to blame and the submission may be tried again."""
+    answer = outcome.answer or {}
+    if outcome.timed_out:
+        return (
+            f"The evaluation did not finish within the time limit of "
+            f"{settings.soft_time_limit:g} s (does the model hang or run very slowly?)."
+        ), True
+    if outcome.returncode == DECLINED:
+        return answer.get("message") or "The evaluation stopped before any attack.", False
+    if outcome.returncode == MODEL_FAULT:
+        return answer.get("message") or "The model failed during evaluation.", True
+    return None
+
+
+def _retry_or_give_up(session: Session, submission_id: int, outcome: ChildOutcome, settings: Settings) -> str:
+    """Back to the queue after a platform failure, until the submission has used its tries;
+    then failed, not charged."""
+    reason = (outcome.answer or {}).get("message") or (
+        f"the evaluating process died (exit status {outcome.returncode}; out of memory?)"
+    )
+    submission = get_submission(session=session, submission_id=submission_id)
+    if submission is not None and submission.attempts >= settings.max_attempts:
+        _fail(
+            session,
+            submission_id,
+            f"The platform could not evaluate this submission ({reason}) after "
+            f"{submission.attempts} tries; it does not count against your quota.",
+            charged=False,
         )
-        submission = crud.get_submission(session=session, submission_id=submission_id)
-        if submission is not None and submission.attempts >= settings.max_attempts:
-            crud.fail_submission(
-                session=session,
-                submission_id=submission_id,
-                owner=WORKER_ID,
-                charged=False,
-                error=(
-                    f"The platform could not evaluate this submission ({reason}) after "
-                    f"{submission.attempts} tries; it does not count against your quota."
-                ),
-            )
-            return "failed"
-        if crud.release_for_retry(
-            session=session, submission_id=submission_id, owner=WORKER_ID, error=reason
-        ):
-            queue.enqueue(session, submission_id)
-        return "retried"
+        return "failed"
+    _requeue(session, submission_id, error=reason)
+    return "retried"
+
+
+def _fail(session: Session, submission_id: int, error: str, *, charged: bool) -> None:
+    """Fail the submission this worker holds, with the reason its team will read."""
+    fail_submission(
+        session=session, submission_id=submission_id, owner=WORKER_ID, charged=charged, error=error
+    )
+
+
+def _requeue(session: Session, submission_id: int, *, error: str | None, count_attempt: bool = True) -> None:
+    """Give this worker's lease back and send the id again, unless another worker took it."""
+    if release_for_retry(
+        session=session,
+        submission_id=submission_id,
+        owner=WORKER_ID,
+        error=error,
+        count_attempt=count_attempt,
+    ):
+        queue.enqueue(session, submission_id)

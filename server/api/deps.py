@@ -11,12 +11,14 @@ from sqlalchemy.orm import Session
 
 from server.api.errors import FieldError
 from server.api.schemas import Leaderboard
-from server.state import crud, leaderboard
+from server.state import leaderboard
 from server.state.config import Settings, get_settings
 from server.state.db import get_db, get_write_db, new_session
 from server.state.leaderboard import HEADLINE_RADIUS, Published, Track
 from server.state.security import hash_token, same_secret
+from server.state.submissions import get_submission
 from server.state.tables import Submission, Team, utcnow
+from server.state.teams import team_by_token
 from worker.engine.protocol import SUITES  # torch-free
 
 # Suite names are plain words (class, robustbench, smoke); nothing else reaches the database.
@@ -134,7 +136,7 @@ INVALID_TOKEN = "Invalid or revoked team token."
 
 
 def current_team(session: SessionDep, token: TokenDep) -> Team:
-    team = crud.team_by_token(session=session, token=token)
+    team = team_by_token(session=session, token=token)
     if team is None:
         raise HTTPException(401, detail=INVALID_TOKEN)
     return team
@@ -146,7 +148,7 @@ CurrentTeam = Annotated[Team, Depends(current_team)]
 def team_id_of(token: str) -> int | None:
     """The live team holding ``token``, looked up in a session of its own, closed at once."""
     with new_session(write=False) as session:
-        team = crud.team_by_token(session=session, token=token)
+        team = team_by_token(session=session, token=token)
         return None if team is None else team.id
 
 
@@ -174,7 +176,7 @@ AdminDep = Annotated[None, Depends(require_admin)]
 
 def owned_submission(session: Session, submission_id: int, team: Team) -> Submission:
     """The team's own submission, or 404 (another team's looks the same as a missing one)."""
-    submission = crud.get_submission(session=session, submission_id=submission_id)
+    submission = get_submission(session=session, submission_id=submission_id)
     if submission is None or submission.team_id != team.id:
         raise HTTPException(404, detail=f"Submission {submission_id} not found.")
     return submission

@@ -28,11 +28,13 @@ from models.checkpoints.errors import CheckpointError
 from models.checkpoints.inspection import inspect_checkpoint
 from server.api.errors import FieldError
 from server.api.probe import probe_checkpoint
-from server.state import crud, queue
+from server.state import queue
 from server.state.config import Settings
 from server.state.db import new_session, session_scope
 from server.state.storage import StoredFile, UploadTooLarge, display_name, safe_suffix, store_upload
+from server.state.submissions import discard_submission, reserve_submission
 from server.state.tables import Submission
+from server.state.teams import QuotaExceeded, check_quota
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -159,7 +161,7 @@ def _refuse(stored: StoredFile, submission_id: int | None) -> None:
     try:
         if submission_id is not None:
             with session_scope() as session:
-                crud.discard_submission(session=session, submission_id=submission_id)
+                discard_submission(session=session, submission_id=submission_id)
     except Exception:  # noqa: BLE001 - the database is down: keep what the row refers to
         # The row stays ``validating``; the reconciler queues it later and the isolated
         # evaluation gives the verdict the probe could not record.
@@ -186,13 +188,13 @@ def _check_quota_early(team_id: int, settings: Settings) -> None:
     ``_reserve`` checks again, race-free."""
     try:
         with new_session(write=False) as session:
-            crud.check_quota(
+            check_quota(
                 session=session,
                 team_id=team_id,
                 per_day=settings.submissions_per_day,
                 max_active=settings.max_active_per_team,
             )
-    except crud.QuotaExceeded as error:
+    except QuotaExceeded as error:
         raise FieldError(429, str(error)) from None
     except OperationalError as error:
         raise _as_refusal(error) from error
@@ -221,7 +223,7 @@ def _reserve(team_id: int, settings: Settings, fields: Fields, filename: str, st
     """One short transaction: the team's row lock, the quota check, the new row."""
     with new_session() as session:
         try:
-            submission = crud.reserve_submission(
+            submission = reserve_submission(
                 session=session,
                 team_id=team_id,
                 per_day=settings.submissions_per_day,
@@ -238,7 +240,7 @@ def _reserve(team_id: int, settings: Settings, fields: Fields, filename: str, st
                 size_bytes=stored.size,
                 suite=settings.suite,
             )
-        except crud.QuotaExceeded as error:
+        except QuotaExceeded as error:
             raise FieldError(429, str(error)) from None
         return submission.id
 

@@ -5,10 +5,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.api.schemas import Progress, Quota, SubmissionPublic, WaitEstimate
-from server.state import costs, crud, estimates
+from server.state import costs, estimates
 from server.state.config import Settings
 from server.state.leaderboard import score_of
+from server.state.submissions import queued_ahead, recent_runs, running_now
 from server.state.tables import Status, Submission, Team, utcnow
+from server.state.teams import quota_usage
+from server.state.workers import live_workers
 
 PUBLIC_FAILURE = "The evaluation failed; the submitting team sees the reason."
 
@@ -27,11 +30,9 @@ def present_submission(
         error = None
     # The submissions a queued one waits behind give both its place and its wait estimate.
     ahead = (
-        crud.queued_ahead(session=session, submission=submission)
-        if submission.status == Status.QUEUED
-        else None
+        queued_ahead(session=session, submission=submission) if submission.status == Status.QUEUED else None
     )
-    waiting = submission.status in (Status.QUEUED, Status.RUNNING) and not crud.live_workers(
+    waiting = submission.status in (Status.QUEUED, Status.RUNNING) and not live_workers(
         session=session, seen_within=3 * settings.worker_heartbeat_seconds
     )
     return SubmissionPublic(
@@ -78,8 +79,8 @@ def _estimate(
     Kind = estimates.Kind
     kind = Kind(submission.arch, submission.sigma is not None)
     # Enough history for a median per kind among the recent runs of every kind.
-    runs = crud.recent_runs(session=session, suite=submission.suite, limit=10 * estimates.RECENT)
-    running = [] if ahead is None else crud.running_now(session=session)
+    runs = recent_runs(session=session, suite=submission.suite, limit=10 * estimates.RECENT)
+    running = [] if ahead is None else running_now(session=session)
     others = [Kind(arch, cert) for arch, cert in ahead or []]
     busy = [(Kind(arch, cert), elapsed) for arch, cert, elapsed in running]
     # The cost model's figures, for the kinds the history may lack.
@@ -107,7 +108,7 @@ def _estimate(
 
 
 def quota_of(session: Session, settings: Settings, team: Team) -> Quota:
-    used, active = crud.quota_usage(session=session, team_id=team.id)
+    used, active = quota_usage(session=session, team_id=team.id)
     return Quota(
         per_day=settings.submissions_per_day,
         used_today=used,

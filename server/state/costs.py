@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from models.architectures.catalog import CATALOG
-from server.state import crud
 from server.state.estimates import RECENT, Kind, Typical, about
 from server.state.tables import Throughput
-from worker.engine.protocol import SUITES, suite_passes  # torch-free
+from server.state.workers import throughputs
+from worker.engine.protocol import SUITES, Suite, suite_passes  # torch-free
 
 
 def throughput_key(arch: str, sha256: str) -> str:
@@ -46,19 +46,10 @@ def modelled(
     images = protocol.images or 10_000
     if limit:
         images = min(images, limit)
-    timings = crud.throughputs(session=session)
+    timings = throughputs(session=session)
 
     def bound(kind: Kind, key: str) -> tuple[float, str] | None:
-        rate = _rate(timings, key)
-        if rate is None:
-            return None
-        forward, backward, how = rate
-        passes = suite_passes(protocol, images, certified=kind.certified)
-        seconds = passes.forward / forward + passes.backward / backward
-        return seconds, (
-            f"{passes.backward:,} gradient and {passes.forward:,} plain passes of {kind.arch} "
-            f"at {backward:,.0f} and {forward:,.0f} images/s, {how}"
-        )
+        return _bound(protocol, images, timings, kind, key)
 
     ratios = []
     for kind, seconds in runs[:RECENT]:
@@ -68,29 +59,47 @@ def modelled(
     figures = {}
     for kind, key in kinds.items():
         found = bound(kind, key)
-        if found is None:
-            continue
-        seconds, how = found
-        if ratios:
-            ratio = statistics.median(ratios)
-            figures[kind] = Typical(
-                seconds * ratio,
-                len(ratios),
-                kind,
-                basis=f"about {about(seconds * ratio)} by the cost model ({how}), times "
-                f"{ratio:.2g}, the median ratio of the last {len(ratios)} evaluations of this "
-                "suite to their own model figures",
-            )
-        else:
-            figures[kind] = Typical(
-                seconds,
-                0,
-                kind,
-                bound=True,
-                basis=f"at most {about(seconds)} by the cost model: {how}; attacks that "
-                "succeed early take less",
-            )
+        if found is not None:
+            figures[kind] = _figure(kind, *found, ratios=ratios)
     return figures
+
+
+def _bound(
+    protocol: Suite, images: int, timings: list[Throughput], kind: Kind, key: str
+) -> tuple[float, str] | None:
+    """(seconds at most, how) for ``kind`` timed under ``key``; None while nothing times it."""
+    rate = _rate(timings, key)
+    if rate is None:
+        return None
+    forward, backward, how = rate
+    passes = suite_passes(protocol, images, certified=kind.certified)
+    seconds = passes.forward / forward + passes.backward / backward
+    return seconds, (
+        f"{passes.backward:,} gradient and {passes.forward:,} plain passes of {kind.arch} "
+        f"at {backward:,.0f} and {forward:,.0f} images/s, {how}"
+    )
+
+
+def _figure(kind: Kind, seconds: float, how: str, *, ratios: list[float]) -> Typical:
+    """The bound itself while no finished run calibrates it; else the bound times the runs'
+    median ratio of real duration to their own bound, no longer a bound."""
+    if not ratios:
+        return Typical(
+            seconds,
+            0,
+            kind,
+            bound=True,
+            basis=f"at most {about(seconds)} by the cost model: {how}; attacks that succeed early take less",
+        )
+    ratio = statistics.median(ratios)
+    return Typical(
+        seconds * ratio,
+        len(ratios),
+        kind,
+        basis=f"about {about(seconds * ratio)} by the cost model ({how}), times "
+        f"{ratio:.2g}, the median ratio of the last {len(ratios)} evaluations of this "
+        "suite to their own model figures",
+    )
 
 
 def _rate(timings: list[Throughput], key: str) -> tuple[float, float, str] | None:

@@ -300,7 +300,7 @@ def score_of(results: dict, weights: dict[str, float]) -> float | None:
 
 
 # Every change a board shows moves one of these: results are only ever added, and every
-# upload or discarded upload bumps its team's counter (crud) — no count over submissions.
+# upload or discarded upload bumps its team's counter (submissions) — no count over submissions.
 _VERSION = select(
     select(func.max(Result.id)).scalar_subquery(),
     select(func.max(Submission.id)).scalar_subquery(),

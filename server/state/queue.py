@@ -10,8 +10,8 @@ from functools import lru_cache
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from server.state import crud
 from server.state.config import Settings, get_settings
+from server.state.lifecycle import mark_queued
 
 EVALUATE_TASK = "worker.tasks.evaluate_submission"
 
@@ -49,7 +49,7 @@ def enqueue(session: Session, submission_id: int, app: Celery | None = None) -> 
     between, the reconciler finds the queued row missing from the broker and sends it again.
     """
     task_id = str(uuid.uuid4())
-    if not crud.mark_queued(session=session, submission_id=submission_id, task_id=task_id):
+    if not mark_queued(session=session, submission_id=submission_id, task_id=task_id):
         return None  # a worker holds it already, or it ended
     client = app or _client(get_settings().resolved_broker_url)
     client.send_task(EVALUATE_TASK, args=[submission_id], task_id=task_id)

@@ -20,11 +20,12 @@ from server.api.deps import NowDep, PublishedDep, SessionDep, SettingsDep, Submi
 from server.api.errors import FieldError
 from server.api.presenters import present_submission, quota_of
 from server.api.schemas import Leaderboard, SubmissionPublic
-from server.state import crud
 from server.state.config import Settings
 from server.state.db import new_session
 from server.state.names import team_path
+from server.state.submissions import get_submission, team_submissions
 from server.state.tables import Result, Submission
+from server.state.teams import team_by_name
 from server.web import charts
 from server.web.badges import badges, distinct_badges
 from worker.engine.protocol import (  # torch-free
@@ -192,7 +193,7 @@ def _rule(settings: Settings) -> dict[str, Any]:
 
 
 def _submission(session: Session, submission_id: int) -> Submission:
-    submission = crud.get_submission(session=session, submission_id=submission_id)
+    submission = get_submission(session=session, submission_id=submission_id)
     if submission is None:
         raise FieldError(404, f"Submission {submission_id} not found.")
     return submission
@@ -288,12 +289,12 @@ def submission_outcome(
 @router.get("/teams/{name:path}", response_class=HTMLResponse)
 def team_page(request: Request, name: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     # Team names are printable text (routes/teams.py): nothing else needs a database lookup.
-    team = crud.team_by_name(session=session, name=name) if name.isprintable() else None
+    team = team_by_name(session=session, name=name) if name.isprintable() else None
     if team is None:
         raise FieldError(404, f"Team {name!r} not found.")
     submissions = [
         present_submission(session, s, owner=False, settings=settings)
-        for s in crud.team_submissions(session=session, team_id=team.id)
+        for s in team_submissions(session=session, team_id=team.id)
     ]
     return templates.TemplateResponse(
         request,

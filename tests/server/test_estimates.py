@@ -7,7 +7,6 @@ from fastapi.testclient import TestClient
 
 from models.architectures.catalog import CATALOG
 from server.main import create_app
-from server.state import crud
 from server.state.db import session_scope
 from server.state.estimates import (
     NO_WORKER,
@@ -20,6 +19,7 @@ from server.state.estimates import (
     without_worker,
 )
 from server.state.tables import Status, utcnow
+from server.state.workers import forget_workers, record_throughput, record_worker
 from tests.server.test_pages import add_submission, team
 from worker.engine.cost import suite_passes
 from worker.engine.suites import SUITES
@@ -114,7 +114,7 @@ def test_api_and_page_show_the_estimate_of_a_queued_and_a_running_submission(set
             lease_expires=now + timedelta(seconds=60),
         )
         queued = add_submission(session, bob, status=Status.QUEUED)
-        crud.record_worker(session=session, worker_id="worker-1", hostname="gpu-1", pid=7)
+        record_worker(session=session, worker_id="worker-1", hostname="gpu-1", pid=7)
     client = TestClient(create_app())
 
     waiting = client.get(f"/api/submissions/{queued}").json()
@@ -144,8 +144,8 @@ def test_without_a_live_worker_no_start_is_promised(settings_env):
             session, ada, started_at=now - timedelta(minutes=9), finished_at=now - timedelta(minutes=4)
         )
         queued = add_submission(session, ada, status=Status.QUEUED)
-        crud.record_worker(session=session, worker_id="gone", hostname="gpu-1", pid=7)
-        crud.forget_workers(session=session, worker_id="gone")
+        record_worker(session=session, worker_id="gone", hostname="gpu-1", pid=7)
+        forget_workers(session=session, worker_id="gone")
     client = TestClient(create_app())
     waiting = client.get(f"/api/submissions/{queued}").json()
     assert waiting["waiting_for_worker"] is True and waiting["queue_position"] == 1
@@ -155,7 +155,7 @@ def test_without_a_live_worker_no_start_is_promised(settings_env):
     assert "(no worker is running)" in client.get("/teams/Ada").text
 
     with session_scope() as session:
-        crud.record_worker(session=session, worker_id="back", hostname="gpu-1", pid=8)
+        record_worker(session=session, worker_id="back", hostname="gpu-1", pid=8)
     waiting = client.get(f"/api/submissions/{queued}").json()
     assert waiting["waiting_for_worker"] is False
     assert waiting["estimate"]["summary"].startswith("expected to start now")
@@ -185,12 +185,12 @@ def test_cost_model_stands_in_for_missing_history():
 def live_worker(settings_env):
     """A worker alive now: without one the estimates promise no start."""
     with session_scope() as session:
-        crud.record_worker(session=session, worker_id="w1", hostname="cpu-1", pid=1)
+        record_worker(session=session, worker_id="w1", hostname="cpu-1", pid=1)
 
 
 def _timed(arch: str, forward: float, backward: float) -> None:
     with session_scope() as session:
-        crud.record_throughput(session=session, arch=arch, device="cpu", forward=forward, backward=backward)
+        record_throughput(session=session, arch=arch, device="cpu", forward=forward, backward=backward)
 
 
 def test_first_submission_of_a_platform_gets_the_cost_models_figure(settings_env, live_worker):

@@ -16,10 +16,12 @@ from fastapi.testclient import TestClient
 
 from server.api.intake import Upload, take_in
 from server.main import create_app
-from server.state import crud
 from server.state.config import get_settings
 from server.state.db import session_scope
+from server.state.lifecycle import fail_submission
+from server.state.submissions import stored_names
 from server.state.tables import Status, Submission
+from server.state.teams import quota_usage
 from tests.conftest import ADMIN_TOKEN, make_checkpoint
 from worker.reconciler import sweep_uploads
 
@@ -139,8 +141,8 @@ def test_a_quota_refusal_after_storing_keeps_nothing(client, tmp_path, monkeypat
     assert getattr(error, "status_code", None) == 429, error
     uploads = get_settings().upload_dir
     with session_scope() as session:
-        kept = crud.stored_names(session=session)
-        used, active = crud.quota_usage(session=session, team_id=team_id)
+        kept = stored_names(session=session)
+        used, active = quota_usage(session=session, team_id=team_id)
     assert {p.name for p in uploads.iterdir()} == kept and len(kept) == 1
     assert (used, active) == (1, 1)
 
@@ -166,9 +168,7 @@ def test_sweep_deletes_old_orphans_only(client, tmp_path):
         assert submission is not None
         kept = settings.upload_dir / submission.stored_name
         # A finished or failed submission's file is read again (final runs, rejudging).
-        crud.fail_submission(
-            session=session, submission_id=submission.id, owner=None, error="x", charged=False
-        )
+        fail_submission(session=session, submission_id=submission.id, owner=None, error="x", charged=False)
     orphan = settings.upload_dir / "0123456789abcdef0123456789abcdef.pth"
     in_progress = settings.upload_dir / "fedcba9876543210fedcba9876543210.pt2"
     orphan.write_bytes(b"left by a killed API process")

@@ -6,10 +6,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.main import create_app
-from server.state import crud
 from server.state.db import session_scope
 from server.state.leaderboard import describe_rule, published
+from server.state.submissions import discard_submission, reserve_submission
 from server.state.tables import Result, Status, Submission, utcnow
+from server.state.teams import create_team
 
 
 def add_finished(session, team_id: int, natural: float, linf: float, l2: float, minutes_ago: int):
@@ -42,8 +43,8 @@ def add_finished(session, team_id: int, natural: float, linf: float, l2: float, 
 
 def test_each_team_ranked_by_its_best_submission(settings_env):
     with session_scope() as session:
-        ada, _ = crud.create_team(session=session, name="Ada")
-        bob, _ = crud.create_team(session=session, name="Bob")
+        ada, _ = create_team(session=session, name="Ada")
+        bob, _ = create_team(session=session, name="Bob")
         add_finished(session, ada.id, 0.9, 0.1, 0.2, minutes_ago=30)  # score 0.4
         best = add_finished(session, ada.id, 0.8, 0.4, 0.6, minutes_ago=20)  # score 0.6
         add_finished(session, bob.id, 0.9, 0.3, 0.3, minutes_ago=10)  # score 0.5
@@ -58,8 +59,8 @@ def test_each_team_ranked_by_its_best_submission(settings_env):
 
 def test_score_rule_is_a_setting_and_reorders(settings_env):
     with session_scope() as session:
-        ada, _ = crud.create_team(session=session, name="Ada")
-        bob, _ = crud.create_team(session=session, name="Bob")
+        ada, _ = create_team(session=session, name="Ada")
+        bob, _ = create_team(session=session, name="Bob")
         add_finished(session, ada.id, 0.95, 0.05, 0.10, minutes_ago=5)
         add_finished(session, bob.id, 0.60, 0.40, 0.45, minutes_ago=5)
         by_natural = published(session=session, suite="smoke", weights={"natural": 1}).board
@@ -71,8 +72,8 @@ def test_score_rule_is_a_setting_and_reorders(settings_env):
 
 def test_ties_go_to_the_earlier_submission(settings_env):
     with session_scope() as session:
-        late, _ = crud.create_team(session=session, name="Late")
-        early, _ = crud.create_team(session=session, name="Early")
+        late, _ = create_team(session=session, name="Late")
+        early, _ = create_team(session=session, name="Early")
         add_finished(session, late.id, 0.5, 0.5, 0.5, minutes_ago=1)
         add_finished(session, early.id, 0.5, 0.5, 0.5, minutes_ago=9)
         board = published(session=session, suite="smoke", weights={"natural": 1}).board
@@ -85,7 +86,7 @@ def test_api_shows_the_rule_and_rows(settings_env, monkeypatch):
 
     get_settings.cache_clear()
     with session_scope() as session:
-        team, _ = crud.create_team(session=session, name="Ada")
+        team, _ = create_team(session=session, name="Ada")
         add_finished(session, team.id, 0.9, 0.2, 0.3, minutes_ago=1)
     body = TestClient(create_app()).get("/api/leaderboard").json()
     assert body["score_rule"].startswith("Score = PGD ℓ2")
@@ -110,7 +111,7 @@ def test_cached_board_follows_uploads_discards_and_results(settings_env):
             return published(session=session, suite="smoke", weights={"natural": 1}).board
 
     with session_scope() as session:
-        ada, _ = crud.create_team(session=session, name="Ada")
+        ada, _ = create_team(session=session, name="Ada")
         add_finished(session, ada.id, 0.5, 0.5, 0.5, minutes_ago=5)
     first = board()
     assert board() is first  # nothing changed: served from the cache
@@ -118,7 +119,7 @@ def test_cached_board_follows_uploads_discards_and_results(settings_env):
 
     with session_scope() as session:
         pending = [
-            crud.reserve_submission(
+            reserve_submission(
                 session=session,
                 team_id=ada.id,
                 per_day=10,
@@ -133,7 +134,7 @@ def test_cached_board_follows_uploads_discards_and_results(settings_env):
         ]
     assert board().rows[0].submissions == 3
     with session_scope() as session:  # the older upload is rejected: its row goes away
-        crud.discard_submission(session=session, submission_id=pending[0])
+        discard_submission(session=session, submission_id=pending[0])
     assert board().rows[0].submissions == 2
     with session_scope() as session:
         add_finished(session, ada.id, 0.9, 0.5, 0.5, minutes_ago=1)

@@ -8,10 +8,18 @@ import pytest
 from sqlalchemy import func, select, update
 
 from server.api.probe import probe_checkpoint
-from server.state import crud
 from server.state.config import get_settings
 from server.state.db import session_scope
+from server.state.lifecycle import (
+    cancel_submission,
+    claim_submission,
+    finish_submission,
+    mark_queued,
+    requeue_expired,
+)
+from server.state.submissions import reserve_submission
 from server.state.tables import Result, Status, Submission, utcnow
+from server.state.teams import create_team, quota_usage
 from tests.conftest import make_checkpoint
 from worker.runner import WORKER_ID, ChildOutcome, _settle
 
@@ -19,8 +27,8 @@ RESULTS = {"suite": {"name": "smoke", "version": "1"}, "natural": {"accuracy": 0
 
 
 def queued_submission(session, name: str = "Ada") -> int:
-    team, _ = crud.create_team(session=session, name=name)
-    submission = crud.reserve_submission(
+    team, _ = create_team(session=session, name=name)
+    submission = reserve_submission(
         session=session,
         team_id=team.id,
         per_day=5,
@@ -31,27 +39,27 @@ def queued_submission(session, name: str = "Ada") -> int:
         size_bytes=1,
         suite="smoke",
     )
-    crud.mark_queued(session=session, submission_id=submission.id, task_id="t1")
+    mark_queued(session=session, submission_id=submission.id, task_id="t1")
     return submission.id
 
 
 def test_a_live_lease_keeps_other_workers_out(settings_env):
     with session_scope() as session:
         sid = queued_submission(session)
-        assert crud.claim_submission(session=session, submission_id=sid, owner="A", lease_seconds=60)
-        assert not crud.claim_submission(session=session, submission_id=sid, owner="B", lease_seconds=60)
-        assert not crud.mark_queued(session=session, submission_id=sid, task_id="dup")
+        assert claim_submission(session=session, submission_id=sid, owner="A", lease_seconds=60)
+        assert not claim_submission(session=session, submission_id=sid, owner="B", lease_seconds=60)
+        assert not mark_queued(session=session, submission_id=sid, task_id="dup")
         assert session.get(Submission, sid).status == Status.RUNNING
 
 
 def test_result_is_written_once_by_the_lease_holder(settings_env):
     with session_scope() as session:
         sid = queued_submission(session)
-        crud.claim_submission(session=session, submission_id=sid, owner="A", lease_seconds=60)
-        assert not crud.finish_submission(session=session, submission_id=sid, owner="B", results=RESULTS)
-        assert crud.finish_submission(session=session, submission_id=sid, owner="A", results=RESULTS)
-        assert not crud.finish_submission(session=session, submission_id=sid, owner="A", results=RESULTS)
-        assert not crud.claim_submission(session=session, submission_id=sid, owner="C", lease_seconds=60)
+        claim_submission(session=session, submission_id=sid, owner="A", lease_seconds=60)
+        assert not finish_submission(session=session, submission_id=sid, owner="B", results=RESULTS)
+        assert finish_submission(session=session, submission_id=sid, owner="A", results=RESULTS)
+        assert not finish_submission(session=session, submission_id=sid, owner="A", results=RESULTS)
+        assert not claim_submission(session=session, submission_id=sid, owner="C", lease_seconds=60)
         rows = session.scalar(select(func.count(Result.id)).where(Result.submission_id == sid))
     assert rows == 1
 
@@ -61,22 +69,20 @@ def test_expired_lease_is_requeued_then_failed_uncharged(settings_env):
         sid = queued_submission(session)
         team_id = session.get(Submission, sid).team_id
         for attempt in range(1, 4):
-            assert crud.claim_submission(
-                session=session, submission_id=sid, owner=f"w{attempt}", lease_seconds=60
-            )
+            assert claim_submission(session=session, submission_id=sid, owner=f"w{attempt}", lease_seconds=60)
             session.execute(
                 update(Submission)
                 .where(Submission.id == sid)
                 .values(lease_expires=utcnow() - timedelta(seconds=1))
             )
             session.commit()
-            status = crud.requeue_expired(session=session, submission_id=sid, max_attempts=3)
+            status = requeue_expired(session=session, submission_id=sid, max_attempts=3)
             assert status == (Status.QUEUED if attempt < 3 else Status.FAILED)
         submission = session.get(Submission, sid)
         session.refresh(submission)
         assert submission.status == Status.FAILED and not submission.charged
         assert "does not count against your quota" in submission.error
-        used, active = crud.quota_usage(session=session, team_id=team_id)
+        used, active = quota_usage(session=session, team_id=team_id)
     assert (used, active) == (0, 0)
 
 
@@ -88,9 +94,7 @@ def test_a_child_interrupted_by_a_stop_goes_back_uncounted(settings_env, returnc
         sid = queued_submission(session)
     for _restart in range(4):
         with session_scope() as session:
-            assert crud.claim_submission(
-                session=session, submission_id=sid, owner=WORKER_ID, lease_seconds=60
-            )
+            assert claim_submission(session=session, submission_id=sid, owner=WORKER_ID, lease_seconds=60)
         interrupted = ChildOutcome(returncode, None, timed_out=False, lease_lost=False)
         assert _settle(sid, interrupted, None, get_settings()) == "released"
     with session_scope() as session:
@@ -102,10 +106,10 @@ def test_a_child_interrupted_by_a_stop_goes_back_uncounted(settings_env, returnc
 def test_cancelled_submission_is_not_run_and_not_charged(settings_env):
     with session_scope() as session:
         sid = queued_submission(session)
-        assert crud.cancel_submission(session=session, submission_id=sid)
-        assert not crud.claim_submission(session=session, submission_id=sid, owner="A", lease_seconds=60)
+        assert cancel_submission(session=session, submission_id=sid)
+        assert not claim_submission(session=session, submission_id=sid, owner="A", lease_seconds=60)
         team_id = session.get(Submission, sid).team_id
-        assert crud.quota_usage(session=session, team_id=team_id) == (0, 0)
+        assert quota_usage(session=session, team_id=team_id) == (0, 0)
 
 
 def test_probe_runs_under_a_memory_limit(settings_env, tmp_path, monkeypatch):

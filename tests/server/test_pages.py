@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.main import create_app
-from server.state import crud
 from server.state.db import session_scope
 from server.state.leaderboard import published
 from server.state.tables import Result, Status, Submission, utcnow
+from server.state.teams import create_team
 from server.web import charts, pages
 from worker.engine.protocol import COLUMN_METRICS, METRICS, clopper_pearson
 
@@ -103,7 +103,7 @@ def add_submission(
 
 
 def team(session, name, baseline=False):
-    created, token = crud.create_team(session=session, name=name, baseline=baseline)
+    created, token = create_team(session=session, name=name, baseline=baseline)
     return created, token
 
 

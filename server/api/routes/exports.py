@@ -11,7 +11,7 @@ from server.api.deps import BoardDep, SessionDep, SubmissionId
 from server.api.errors import FieldError
 from server.api.presenters import present_submission
 from server.api.schemas import Leaderboard, SubmissionPublic
-from server.state import crud
+from server.state.submissions import get_submission
 from worker.engine.protocol import COLUMN_METRICS
 
 router = APIRouter(prefix="/export", tags=["exports"])
@@ -100,7 +100,7 @@ def leaderboard_table(board: Leaderboard) -> str:
 @router.get("/submissions/{submission_id}.json", response_model=SubmissionPublic)
 def submission_json(submission_id: SubmissionId, session: SessionDep) -> JSONResponse:
     """One submission's public record and full results, as a JSON file."""
-    submission = crud.get_submission(session=session, submission_id=submission_id)
+    submission = get_submission(session=session, submission_id=submission_id)
     if submission is None:
         raise FieldError(404, f"Submission {submission_id} not found.")
     body = present_submission(session, submission, owner=False).model_dump(mode="json")

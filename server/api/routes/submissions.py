@@ -23,8 +23,9 @@ from server.api.errors import FieldError
 from server.api.intake import Upload, take_in
 from server.api.presenters import present_submission, quota_of
 from server.api.schemas import SubmissionList, SubmissionPublic
-from server.state import crud
+from server.state import lifecycle
 from server.state.db import new_session
+from server.state.submissions import get_submission, team_submissions
 
 router = APIRouter(prefix="/api/submissions", tags=["submissions"])
 
@@ -69,7 +70,7 @@ async def create_submission(
 
 def _present_accepted(submission_id: int) -> SubmissionPublic:
     with new_session(write=False) as session:
-        submission = crud.get_submission(session=session, submission_id=submission_id)
+        submission = get_submission(session=session, submission_id=submission_id)
         if submission is None:  # nothing deletes an accepted submission; never seen
             raise FieldError(404, f"Submission {submission_id} not found.")
         return present_submission(session, submission, owner=True)
@@ -81,7 +82,7 @@ def list_submissions(session: SessionDep, settings: SettingsDep, team: CurrentTe
     return SubmissionList(
         submissions=[
             present_submission(session, s, owner=True)
-            for s in crud.team_submissions(session=session, team_id=team.id)
+            for s in team_submissions(session=session, team_id=team.id)
         ],
         quota=quota_of(session, settings, team),
     )
@@ -95,7 +96,7 @@ def read_submission(
 ) -> SubmissionPublic:
     """Status, progress and results. Anyone may read the scores; the file name, description
     and error message are shown only with the owning team's token."""
-    submission = crud.get_submission(session=session, submission_id=submission_id)
+    submission = get_submission(session=session, submission_id=submission_id)
     if submission is None:
         raise FieldError(404, f"Submission {submission_id} not found.")
     return present_submission(session, submission, owner=is_owner(submission, authorization))
@@ -107,7 +108,7 @@ def cancel_submission(
 ) -> SubmissionPublic:
     """Cancel one of your own submissions that has not started running; it is not charged."""
     submission = owned_submission(session, submission_id, team)
-    if not crud.cancel_submission(session=session, submission_id=submission_id):
+    if not lifecycle.cancel_submission(session=session, submission_id=submission_id):
         raise FieldError(
             409,
             f"Submission {submission_id} is {submission.status}; only a queued one can be cancelled.",

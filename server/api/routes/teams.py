@@ -7,7 +7,7 @@ from server.api.deps import AdminDep, CurrentTeam, SessionDep, SettingsDep, Writ
 from server.api.errors import FieldError
 from server.api.presenters import quota_of
 from server.api.schemas import Quota, TeamCreate, TeamCreated
-from server.state import crud
+from server.state import teams
 from server.state.names import clean_team_name
 
 router = APIRouter(prefix="/api/teams", tags=["teams"])
@@ -20,11 +20,11 @@ def create_team(body: TeamCreate, session: WriteSessionDep, _admin: AdminDep) ->
         name = clean_team_name(body.name)
     except ValueError as error:
         raise FieldError(422, str(error), "name") from None
-    taken = crud.team_like(session=session, name=name)
+    taken = teams.team_like(session=session, name=name)
     if taken is not None:
         raise FieldError(409, _taken(name, taken.name), "name")
     try:
-        team, token = crud.create_team(session=session, name=name, baseline=body.baseline)
+        team, token = teams.create_team(session=session, name=name, baseline=body.baseline)
     except IntegrityError:
         session.rollback()
         raise FieldError(409, _taken(name, name), "name") from None
