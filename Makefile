@@ -22,12 +22,15 @@ install: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(BIN)/arena serve $(SERVE_ARGS)
 
-test: $(VENV)/.test-installed
-	$(BIN)/ruff check .
+# The static checks (formatting, lint, types; mypy's targets and strictness are in pyproject.toml),
+# then the tests.
+test: lint
 	$(BIN)/pytest -ra
 
 lint: $(VENV)/.test-installed
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Every benchmark with its defaults (reads the real data in ../shared/data or ARENA_SHARED_DATA).
 bench: $(VENV)/.test-installed
