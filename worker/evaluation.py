@@ -27,7 +27,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def evaluate_loaded(
+def evaluate_loaded(  # noqa: PLR0913 - the loaded model, then `arena evaluate`'s options, by keyword
     loaded: LoadedModel,
     *,
     eval_set: Path,

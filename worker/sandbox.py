@@ -12,6 +12,7 @@ platform's, 5 when stopped by SIGTERM or SIGINT (quietly, no traceback), 6 when 
 declined to attack a model whose declared normalisation another one beats (not charged).
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -114,10 +115,8 @@ def _evaluate(job: Job, channel: Channel) -> int:
         from worker.evaluation import resolve_device
         from worker.throughput import measure
 
-        try:
+        with contextlib.suppress(Exception):  # the evaluation below reports the model's faults
             channel.send(Throughput(**measure(loaded.model, resolve_device(job.device))))
-        except Exception:  # noqa: BLE001 - the evaluation below reports the model's faults
-            pass
 
     def progress(stage: str, done: int, total: int) -> None:
         channel.send(Progress(stage=stage, done=done, total=total))  # type: ignore[arg-type]

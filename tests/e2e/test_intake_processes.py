@@ -1,6 +1,7 @@
 """Intake against a real ``arena serve``: a probe stopped mid-way locks out no one, a wrong
 token is refused before the body is read, and the worker's sweep removes orphaned files."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -67,10 +68,8 @@ def test_a_stopped_probe_locks_out_no_other_team(platform, tmp_path):
         assert thread.is_alive(), "the first upload should still be waiting for its probe"
     finally:
         for pid in frozen:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
         thread.join()
     assert answers and answers[0].status_code == 202, answers[0].text if answers else None
 
@@ -103,10 +102,8 @@ def test_uploads_waiting_for_a_probe_leave_the_other_routes_answering(arena_env,
     frozen: set[int] = set()
 
     def upload() -> None:
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # the platform is stopped under it at the end
             platform.submit(token, checkpoint)
-        except httpx.HTTPError:
-            pass  # the platform is stopped under it at the end
 
     try:
         threads = []
@@ -134,10 +131,8 @@ def test_uploads_waiting_for_a_probe_leave_the_other_routes_answering(arena_env,
         assert one.status_code == 200
     finally:
         for pid in frozen:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
         platform.stop()
 
 

@@ -106,7 +106,7 @@ def test_training_flags_are_boolean_arguments():
     for name, argument in TRAINING_FLAGS:
         assert name in PURE
         assert [str(a.type) for a in _schema(name).arguments if a.name == argument] == ["bool"]
-    assert DEVICE_TYPES == {"cpu", "cuda"}
+    assert {"cpu", "cuda"} == DEVICE_TYPES
 
 
 def test_file_storage_print_and_writing_operators_are_not_allowed():

@@ -35,7 +35,7 @@ def autoattack_version(classifier: Classifier, version: str) -> str:
     return "rand" if classifier.stochastic else version
 
 
-def autoattack(
+def autoattack(  # noqa: PLR0913 - the data, then torchattacks.AutoAttack's own settings
     classifier: Classifier,
     images: Tensor,
     labels: Tensor,

@@ -148,7 +148,7 @@ def decide(
     return Decision(verdict, reference, chosen, best, comparisons, n, params)
 
 
-def check_normalisation(
+def check_normalisation(  # noqa: PLR0913 - the data and candidates, then the rule by keyword
     net: nn.Module,
     images: Tensor,
     labels: Tensor,

@@ -31,7 +31,7 @@ router = APIRouter(prefix="/api/submissions", tags=["submissions"])
 
 
 @router.post("", status_code=202, response_model=SubmissionPublic)
-async def create_submission(
+async def create_submission(  # noqa: PLR0913 - one parameter per field of the multipart form
     settings: SettingsDep,
     team_id: UploaderDep,
     checkpoint: Annotated[UploadFile | None, File(description="The checkpoint file.")] = None,
