@@ -13,6 +13,7 @@ Torch-free: the API starts its probe with it.
 """
 
 import collections
+import io
 import json
 import logging
 import os
@@ -27,7 +28,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import BinaryIO
 
 from worker.protocol import Message, read_messages
 
@@ -84,7 +84,7 @@ def sandbox_ids(user: str) -> tuple[int, int]:
 def _read_paths() -> list[str]:
     """What a child may read: the system, the interpreter, the environment, the project."""
     here = Path(__file__).resolve().parent.parent
-    paths = [
+    paths: list[str | Path] = [
         *SYSTEM_READ,
         sys.prefix,
         sys.base_prefix,
@@ -116,7 +116,7 @@ class _Drain:
     """Reads a stream to its end, keeping only its last bytes: a child cannot fill memory
     or block on a full pipe, and nothing it prints is interpreted."""
 
-    stream: BinaryIO
+    stream: io.BufferedReader
     tail: collections.deque[bytes] = field(default_factory=lambda: collections.deque())
     kept: int = 0
 
@@ -152,13 +152,15 @@ class Sandbox:
         self.fds: list[int] = []
         self.process: subprocess.Popen[bytes] | None = None
         self._drain: _Drain | None = None
+        self.uid: int | None = None
+        self.gid: int | None = None
         self._threads: list[threading.Thread] = []
 
     def __enter__(self) -> "Sandbox":
         self.scratch = Path(tempfile.mkdtemp(prefix="arena-child-"))
         try:
             self.uid, self.gid = sandbox_ids(self.user) if os.geteuid() == 0 else (None, None)
-            if self.uid is not None:
+            if self.uid is not None and self.gid is not None:
                 os.chown(self.scratch, self.uid, self.gid)
             self.fds = [os.open(path, os.O_RDONLY | os.O_CLOEXEC) for path in self.files]
             self._read_end, self.message_fd = os.pipe()
@@ -201,8 +203,9 @@ class Sandbox:
         )
         os.close(self.message_fd)
         self.message_fd = -1
-        assert self.process.stdout is not None
-        self._drain = _Drain(self.process.stdout)  # type: ignore[arg-type]
+        # A pipe opened with the default buffering: a BufferedReader, which has read1.
+        assert isinstance(self.process.stdout, io.BufferedReader)
+        self._drain = _Drain(self.process.stdout)
         thread = threading.Thread(target=self._drain.run, daemon=True)
         thread.start()
         self._threads.append(thread)

@@ -8,6 +8,7 @@ other networks.
 
 import time
 from collections.abc import Callable
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -46,7 +47,15 @@ def _rate(step: Callable[[], None], images: int, device: torch.device) -> float:
             return images / fastest
 
 
-def measure(model: nn.Module, device: torch.device, *, batch: int | None = None) -> dict[str, object]:
+class Rates(TypedDict):
+    """The fields of ``worker.protocol.Throughput``."""
+
+    device: str
+    forward: float
+    backward: float
+
+
+def measure(model: nn.Module, device: torch.device, *, batch: int | None = None) -> Rates:
     """Images per second through ``model`` on ``device``: ``forward`` without gradients,
     ``backward`` with an input gradient (as an attack step takes it)."""
     batch = batch or (256 if device.type == "cuda" else 32)

@@ -6,6 +6,7 @@ checks them.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -200,6 +201,12 @@ def architecture_names() -> list[str]:
     return list(CATALOG)
 
 
+def as_triple(values: Sequence[float]) -> Triple:
+    """Three numbers kept as a list (a JSON column, a parsed form field) as a ``Triple``."""
+    first, second, third = values
+    return first, second, third
+
+
 def parse_triple(text: str, *, positive: bool = False) -> Triple:
     """Parse three comma-separated numbers, as an upload declares ``mean`` or ``std``.
 
@@ -215,4 +222,4 @@ def parse_triple(text: str, *, positive: bool = False) -> Triple:
         raise ValueError(f"expected three comma-separated finite numbers, got {text!r}")
     if positive and min(values) <= 0:
         raise ValueError(f"expected three numbers above zero, got {text!r}")
-    return values  # type: ignore[return-value]
+    return values

@@ -14,6 +14,10 @@ from models.architectures.catalog import Triple
 class Normalized(nn.Module):
     """``Normalized(net, mean, std)(x) == net((x - mean) / std)`` per channel, x in [0, 1]."""
 
+    net: nn.Module
+    mean: torch.Tensor  # buffers (1, 3, 1, 1), registered in __init__
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, mean: Triple, std: Triple) -> None:
         super().__init__()
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:

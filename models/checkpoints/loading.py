@@ -45,8 +45,8 @@ class LoadedModel:
     architecture's default (``default_mean``/``default_std``).
     """
 
-    model: nn.Module
-    surrogate: nn.Module | None
+    model: Normalized
+    surrogate: Normalized | None
     arch: str
     notes: list[str] = field(default_factory=list)
     mean: Triple = IDENTITY_MEAN
@@ -93,10 +93,10 @@ def load_model(
                 f"This is a torch.export archive: it brings its own architecture, so arch must "
                 f"be 'auto', not {arch!r}."
             )
-        net = load_exported(path)
+        exported = load_exported(path)
         notes.append("custom architecture from a torch.export archive")
         return _finish(
-            net,
+            exported,
             None,
             EXPORT_ARCH,
             notes,
@@ -104,7 +104,7 @@ def load_model(
             std,
             IDENTITY_MEAN,
             IDENTITY_STD,
-            net.stochastic,
+            exported.stochastic,
             checkpoint_format,
         )
     if checkpoint_format == CheckpointFormat.TORCH_LEGACY:
@@ -208,7 +208,7 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
-def _finish(
+def _finish(  # noqa: PLR0913 - the zoo and export paths differ in each of these
     net: nn.Module,
     surrogate: nn.Module | None,
     arch: str,
@@ -253,7 +253,7 @@ def _triple(values: Any, what: str, positive: bool = False) -> Triple:
         raise CheckpointError(f"{what} must be three finite numbers, got {values!r}.")
     if positive and min(triple) <= 0:
         raise CheckpointError(f"{what} must be three numbers above zero, got {values!r}.")
-    return triple  # type: ignore[return-value]
+    return triple
 
 
 def probe_model(loaded: LoadedModel, batch_size: int = 4) -> None:

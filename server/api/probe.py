@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.architectures.catalog import as_triple
 from server.state.config import Settings
 from worker.isolation import Limits, Sandbox
 from worker.protocol import Done, Job, MalformedMessage
@@ -44,8 +45,8 @@ def probe_checkpoint(
             message_fd=box.message_fd,
             checkpoint_fd=box.fds[0],
             arch=arch,
-            mean=tuple(mean) if mean else None,
-            std=tuple(std) if std else None,
+            mean=as_triple(mean) if mean else None,
+            std=as_triple(std) if std else None,
             memory_limit_mb=settings.probe_memory_limit_mb,
         )
         box.start(["-m", "worker.sandbox", job.model_dump_json()])

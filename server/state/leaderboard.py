@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, cast, func, literal, select
+from sqlalchemy import ColumnElement, Float, Select, SQLColumnExpression, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from server.state.tables import Result, Submission, Team
@@ -67,7 +67,7 @@ def score_expression(weights: dict[str, float]) -> ColumnElement[float]:
     return expr / total
 
 
-def certified_expression(radius: float) -> ColumnElement[float]:
+def certified_expression(radius: float) -> SQLColumnExpression[float | None]:
     """Certified accuracy at ``radius``: the column at 0.5, else the stored curve's point."""
     radius = validate_radius(radius)
     if radius == HEADLINE_RADIUS:
@@ -133,7 +133,7 @@ def published(
     with the board's JSON; from the cache while the data it shows is unchanged."""
     track = Track(track)
     radius = validate_radius(radius)
-    key = (str(session.get_bind().url), suite, track, radius, tuple(sorted(weights.items())))
+    key = (str(session.get_bind().engine.url), suite, track, radius, tuple(sorted(weights.items())))
     version = tuple(session.execute(_VERSION).one())
     cached = _CACHE.get(key, version)
     if cached is not None:
@@ -151,6 +151,7 @@ def _compute(
     session: Session, suite: str, weights: dict[str, float], track: Track, radius: float
 ) -> Leaderboard:
     certified = track == Track.CERTIFIED
+    score: SQLColumnExpression[float | None]
     if certified:
         score, rule = certified_expression(radius), describe_certified(radius)
         conditions = [Result.suite == suite, Result.smoothing.is_not(None)]
@@ -199,7 +200,9 @@ def _compute(
     )
 
 
-def _ranking(score: ColumnElement[float], conditions: list) -> Select:
+def _ranking(
+    score: SQLColumnExpression[float | None], conditions: list[ColumnElement[bool]]
+) -> Select[*tuple[Any, ...]]:
     """Each team's best result by ``score`` (ties to the earlier submission), best first,
     with the team, its number of submissions and the stored metrics of that result."""
     best = (
@@ -287,7 +290,7 @@ def ties(intervals: list[tuple[float, float] | None]) -> list[bool]:
     return marks
 
 
-def score_of(results: dict, weights: dict[str, float]) -> float | None:
+def score_of(results: dict[str, Any], weights: dict[str, float]) -> float | None:
     """The score of one submission's results under the rule; None if a metric is missing."""
     validate_weights(weights)
     total = 0.0
@@ -317,16 +320,16 @@ class _BoardCache:
     """
 
     def __init__(self, size: int = 64) -> None:
-        self._entries: OrderedDict[tuple, tuple[tuple, Published]] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Published]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
-        self._computing: dict[tuple, threading.Lock] = {}
+        self._computing: dict[tuple[Any, ...], threading.Lock] = {}
 
-    def computing(self, key: tuple) -> threading.Lock:
+    def computing(self, key: tuple[Any, ...]) -> threading.Lock:
         with self._lock:
             return self._computing.setdefault(key, threading.Lock())
 
-    def get(self, key: tuple, version: tuple) -> Published | None:
+    def get(self, key: tuple[Any, ...], version: tuple[Any, ...]) -> Published | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry[0] != version:
@@ -334,7 +337,7 @@ class _BoardCache:
             self._entries.move_to_end(key)
             return entry[1]
 
-    def put(self, key: tuple, version: tuple, board: Published) -> None:
+    def put(self, key: tuple[Any, ...], version: tuple[Any, ...], board: Published) -> None:
         with self._lock:
             self._entries[key] = (version, board)
             self._entries.move_to_end(key)

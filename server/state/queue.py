@@ -6,6 +6,7 @@ engine. Only the id travels: the worker re-reads everything else from the databa
 
 import uuid
 from functools import lru_cache
+from typing import Any
 
 from celery import Celery
 from sqlalchemy.orm import Session
@@ -16,7 +17,7 @@ from server.state.lifecycle import mark_queued
 EVALUATE_TASK = "worker.tasks.evaluate_submission"
 
 
-def broker_options(settings: Settings) -> dict:
+def broker_options(settings: Settings) -> dict[str, Any]:
     """Transport options shared by the API's client and the workers."""
     # Redis hands an unacknowledged task to a second worker after visibility_timeout: keep it
     # above the longest evaluation; leases settle any race that remains. (The SQLAlchemy

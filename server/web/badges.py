@@ -5,6 +5,7 @@ figures, the meaning here says why the flag matters. Unknown codes still show, b
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 MASKING = "gradient masking suspected"
 
@@ -90,7 +91,7 @@ def badge(code: str) -> Badge:
     return _BADGES.get(code) or Badge(code, code.replace("_", " "), "info", "")
 
 
-def badges(flags: list) -> list[tuple[Badge, str]]:
+def badges(flags: list[Any]) -> list[tuple[Badge, str]]:
     """(badge, the flag's own message) per flag; ``flags`` holds dicts or objects with code."""
     out = []
     for flag in flags or []:
@@ -101,7 +102,7 @@ def badges(flags: list) -> list[tuple[Badge, str]]:
     return out
 
 
-def distinct_badges(flags: list) -> list[tuple[Badge, str]]:
+def distinct_badges(flags: list[Any]) -> list[tuple[Badge, str]]:
     """One badge per label (a row shows "gradient masking suspected" once), messages joined."""
     merged: dict[str, tuple[Badge, list[str]]] = {}
     for item, message in badges(flags):

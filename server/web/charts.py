@@ -65,13 +65,13 @@ BAR_LEFT, BAR_SPAN, BAR_WIDTH, ROW, HEAD = 190, 370, 640, 20, 26
 
 def attack_bars(results: dict[str, Any]) -> BarChart | None:
     """Accuracy left by each attack, grouped by threat model, with the reported worst case."""
-    groups: list[tuple[str, list[tuple[str, float, list | None, bool]]]] = []
+    groups: list[tuple[str, list[tuple[str, float, list[Any] | None, bool]]]] = []
 
     for key, (title, headline) in METRIC_GROUPS.items():
         entry = results.get(key)
         if not isinstance(entry, dict) or entry.get("accuracy") is None:
             continue
-        rows = [
+        rows: list[tuple[str, float, list[Any] | None, bool]] = [
             (ATTACK_LABELS.get(name, name.replace("_", " ")), float(value), None, False)
             for name, value in (entry.get("attacks") or {}).items()
             if isinstance(value, int | float)

@@ -160,11 +160,14 @@ def _render_leaderboard(request: Request, board: Leaderboard, settings: Settings
     suites = [*KNOWN_SUITES, *sorted(present - set(KNOWN_SUITES))]
     if settings.suite not in suites:
         suites.append(settings.suite)
-    return templates.TemplateResponse(
-        request,
-        "leaderboard.html",
-        {"board": board, "suites": suites, "radii": RADII, "columns": BOARD_COLUMNS},
-    ).body
+    # A rendered template's body is always bytes (a memoryview only where one is passed in).
+    return bytes(
+        templates.TemplateResponse(
+            request,
+            "leaderboard.html",
+            {"board": board, "suites": suites, "radii": RADII, "columns": BOARD_COLUMNS},
+        ).body
+    )
 
 
 @router.get("/submit", response_class=HTMLResponse)

@@ -39,7 +39,7 @@ _SEED_OFFSETS = {
 }
 
 
-def evaluate(
+def evaluate(  # noqa: PLR0913 - the engine's entry: the data, then options by keyword
     model: nn.Module,
     images: Tensor,
     labels: Tensor,
@@ -92,7 +92,7 @@ def _deterministic() -> Iterator[None]:
 class _Evaluation:
     """State shared by the stages of one evaluation."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - evaluate()'s arguments, kept for every stage
         self,
         model: nn.Module,
         images: Tensor,
@@ -178,8 +178,8 @@ class _Evaluation:
         parts: dict[str, list[Tensor]] = {}
         batches = zip(self._batches(key), clean.split(self.batch), self.targets, strict=True)
         for (x, y), c, targets in batches:
-            for name, scores in ensemble(x, y, c.to(self.device), targets.get(key)).items():
-                parts.setdefault(name, []).append(scores.cpu())
+            for name, batch_scores in ensemble(x, y, c.to(self.device), targets.get(key)).items():
+                parts.setdefault(name, []).append(batch_scores.cpu())
         scores = {**extra, **{name: torch.cat(p) for name, p in parts.items()}}
         worst = worst_case(scores)
         metric = accuracy_metric(worst, params_dict(params))

@@ -77,6 +77,7 @@ class Smooth:
         """
         c_a_hat = self._sample_noise(x, n0, batch_size)[0].argmax(dim=1)
         counts, prefix = self._sample_noise(x, max(n, predict_n), batch_size, min(n, predict_n))
+        assert prefix is not None  # asked for: min(n, predict_n) copies
         certify_counts, predict_counts = (counts, prefix) if n >= predict_n else (prefix, counts)
         prediction, radius = self._certificate(c_a_hat, certify_counts, n, alpha)
         return prediction, radius, self._decide(predict_counts, predict_alpha)
