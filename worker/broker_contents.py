@@ -34,7 +34,8 @@ def _task_id(raw: Any) -> str | None:
 
 def _redis_ids(app: Celery) -> set[str]:
     with app.connection_for_write() as connection:
-        client = connection.default_channel.client
+        # A Redis URL: kombu's Redis channel, which holds its client (not on the generic type).
+        client = connection.default_channel.client  # type: ignore[attr-defined]
         items = client.lrange(QUEUE, 0, -1)
         for priority in range(1, 10):  # kombu's priority sub-queues
             items += client.lrange(f"{QUEUE}\x06\x16{priority}", 0, -1)
