@@ -18,10 +18,11 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from sqlalchemy.orm import Session
 
+from models.architectures.catalog import as_triple
 from server.state import queue
 from server.state.config import Settings, get_settings
 from server.state.costs import throughput_key
@@ -174,15 +175,16 @@ def _job(submission: Submission, settings: Settings, box: Sandbox, *, measure: b
         eval_set_fd=eval_set_fd,
         eval_set_name=Path(eval_set).name,
         arch=submission.arch,
-        mean=tuple(submission.mean) if submission.mean else None,
-        std=tuple(submission.std) if submission.std else None,
+        mean=as_triple(submission.mean) if submission.mean else None,
+        std=as_triple(submission.std) if submission.std else None,
         suite=submission.suite,
         sigma=submission.sigma,
         limit=settings.eval_limit,
         device=settings.device,
         memory_limit_mb=settings.memory_limit_mb,
         measure=measure,
-        normalisation=submission.normalisation,
+        # The column holds what intake accepted ("auto" or "as-declared"); Job checks it again.
+        normalisation=cast(Literal["auto", "as-declared"], submission.normalisation),
     )
 
 
