@@ -119,7 +119,7 @@ def _evaluate(job: Job, channel: Channel) -> int:
             channel.send(Throughput(**measure(loaded.model, resolve_device(job.device))))
 
     def progress(stage: str, done: int, total: int) -> None:
-        channel.send(Progress(stage=stage, done=done, total=total))  # type: ignore[arg-type]
+        channel.send(Progress(stage=stage, done=done, total=total))
 
     try:
         results = evaluate_loaded(

@@ -14,12 +14,12 @@ from server.api.schemas import Leaderboard
 from server.state import leaderboard
 from server.state.config import Settings, get_settings
 from server.state.db import get_db, get_write_db, new_session
-from server.state.leaderboard import HEADLINE_RADIUS, Published, Track
+from server.state.leaderboard import Published, Track
 from server.state.security import hash_token, same_secret
 from server.state.submissions import get_submission
 from server.state.tables import Submission, Team, utcnow
 from server.state.teams import team_by_token
-from worker.engine.protocol import SUITES  # torch-free
+from worker.engine.protocol import HEADLINE_RADIUS, SUITES  # torch-free
 
 # Suite names are plain words (class, robustbench, smoke); nothing else reaches the database.
 SUITE_NAME = re.compile(r"[\w.-]+", re.ASCII)

@@ -13,9 +13,9 @@ database stays the single source of truth.
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,8 +36,10 @@ def _transition(
     submission cannot both win: the loser's guard no longer holds and it gets False.
     ``commit=False`` leaves the transaction open for a caller that writes more with it.
     """
-    result = session.execute(
-        update(Submission).where(Submission.id == submission_id, *guards).values(**values)
+    # Session.execute is typed as a Result; an UPDATE gives a CursorResult, which counts rows.
+    result = cast(
+        CursorResult[Any],
+        session.execute(update(Submission).where(Submission.id == submission_id, *guards).values(**values)),
     )
     if commit:
         session.commit()
@@ -157,7 +159,7 @@ def fail_submission(
     charged: bool,
 ) -> bool:
     """Mark a submission failed with a reason; ``charged=False`` gives the quota back."""
-    guards = [Submission.status.in_(ACTIVE_STATUSES)]
+    guards: list[ColumnElement[bool]] = [Submission.status.in_(ACTIVE_STATUSES)]
     if owner is not None:
         guards.append(Submission.lease_owner == owner)
     return _transition(

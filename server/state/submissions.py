@@ -91,6 +91,7 @@ def recent_runs(*, session: Session, suite: str, limit: int) -> list[tuple[str, 
     return [
         (arch, sigma is not None, (finished - started).total_seconds())
         for arch, sigma, started, finished in rows
+        if started is not None and finished is not None  # as selected
     ]
 
 
@@ -116,4 +117,8 @@ def running_now(*, session: Session) -> list[tuple[str, bool, float]]:
             Submission.started_at.is_not(None),
         )
     )
-    return [(arch, sigma is not None, (now - started).total_seconds()) for arch, sigma, started in rows]
+    return [
+        (arch, sigma is not None, (now - started).total_seconds())
+        for arch, sigma, started in rows
+        if started is not None  # as selected
+    ]

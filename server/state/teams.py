@@ -42,7 +42,7 @@ def look_alike_teams(*, session: Session) -> list[tuple[str, str]]:
     """(name, the earlier team's name) of teams created before names had to differ by more
     than case or Unicode form; they are kept as they are."""
     keyed = select(Team.name_key, Team.name).where(Team.name_key.is_not(None))
-    owners: dict[str, str] = {key: name for key, name in session.execute(keyed)}
+    owners: dict[str, str] = {key: name for key, name in session.execute(keyed) if key is not None}
     unkeyed = select(Team.name).where(Team.name_key.is_(None)).order_by(Team.id)
     return [(name, owners.get(name_key(name), "?")) for name in session.scalars(unkeyed)]
 

@@ -2,8 +2,9 @@
 runs on their devices (throughput, the cost model's rates)."""
 
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,8 +54,12 @@ def live_workers(*, session: Session, seen_within: float) -> int:
 def record_throughput(*, session: Session, arch: str, device: str, forward: float, backward: float) -> None:
     """Keep a worker's latest timing of ``arch`` on ``device`` (images per second)."""
     values = {"forward_per_second": forward, "backward_per_second": backward, "measured_at": utcnow()}
-    changed = session.execute(
-        update(Throughput).where(Throughput.arch == arch, Throughput.device == device).values(**values)
+    # Session.execute is typed as a Result; an UPDATE gives a CursorResult, which counts rows.
+    changed = cast(
+        CursorResult[Any],
+        session.execute(
+            update(Throughput).where(Throughput.arch == arch, Throughput.device == device).values(**values)
+        ),
     ).rowcount
     if not changed:
         try:

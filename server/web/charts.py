@@ -85,11 +85,11 @@ def attack_bars(results: dict[str, Any]) -> BarChart | None:
     for title, rows in groups:
         chart.headings.append(Heading(title, y + 14))
         y += HEAD
-        for label, value, ci, headline in rows:
+        for label, value, ci, reported in rows:
             whisker = None
             if isinstance(ci, list | tuple) and len(ci) == 2:
                 whisker = (_x(ci[0]), _x(ci[1]))
-            chart.bars.append(Bar(label, value, y, max(0.0, min(1.0, value)) * BAR_SPAN, whisker, headline))
+            chart.bars.append(Bar(label, value, y, max(0.0, min(1.0, value)) * BAR_SPAN, whisker, reported))
             y += ROW
     chart.height = int(y + 28)
     chart.ticks = [(_x(t), f"{t:.0%}") for t in (0, 0.25, 0.5, 0.75, 1)]
