@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from models.architectures.catalog import parse_triple
+from models.architectures.catalog import Triple, parse_triple
 from server.cli.eval_set import ensure_eval_set
 from server.state.config import get_settings
 
@@ -14,12 +14,12 @@ if TYPE_CHECKING:
     from models.checkpoints.loading import LoadedModel
 
 
-def _triple(raw: str | None) -> list[float] | None:
+def _triple(raw: str | None) -> Triple | None:
     """``--mean`` or ``--std`` as the zoo's parser reads an upload's (the loader checks std > 0)."""
     if not raw:
         return None
     try:
-        return list(parse_triple(raw))
+        return parse_triple(raw)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
 
@@ -43,7 +43,7 @@ def _triple(raw: str | None) -> list[float] | None:
 @click.option("--eval-set", type=click.Path(path_type=Path), default=None)
 @click.option("--device", default=None, help="auto, cpu or cuda (default ARENA_DEVICE).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON only.")
-def evaluate(
+def evaluate(  # noqa: PLR0913 - one parameter per option of the command
     checkpoint: Path,
     arch: str,
     suite: str | None,

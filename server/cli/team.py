@@ -38,7 +38,7 @@ def team_create(name: str | None, csv_file: Any, out: Path | None, baseline: boo
 
     if (name is None) == (csv_file is None):
         raise click.UsageError("Give a team NAME or --from-csv FILE, not both.")
-    raw = [name] if csv_file is None else _names_from_csv(csv_file)
+    raw = _names_from_csv(csv_file) if name is None else [name]
     try:
         names = [clean_team_name(each) for each in raw]
     except ValueError as error:
@@ -78,9 +78,13 @@ def _names_from_csv(handle: Any) -> list[str]:
     """Team names from the first column; a first row reading "name" or "team" is a header."""
     import csv
 
+    from sqlalchemy import String
+
     from server.state.tables import Team
 
-    longest = Team.__table__.c.name.type.length
+    column_type = Team.__table__.c.name.type
+    assert isinstance(column_type, String) and column_type.length is not None  # String(100)
+    longest = column_type.length
     rows = [row for row in csv.reader(handle) if row and row[0].strip()]
     names = [row[0].strip() for row in rows]
     if names and names[0].lower() in ("name", "team", "team name"):
