@@ -16,7 +16,7 @@ size, nesting (open MARKs) and a time budget.
 import _compat_pickle
 import pickletools
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from models.checkpoints import pickle_messages as messages
 from models.checkpoints.errors import CheckpointError
@@ -88,7 +88,8 @@ class _BoundedSource:
 def bounded_opcodes(stream: BinaryIO, budget: Budget) -> Iterator[tuple[pickletools.OpcodeInfo, Any]]:
     """The opcodes of one pickle (up to its STOP) and their arguments, within the byte bound
     and the ``budget`` of opcodes and time. Raises CheckpointError for a malformed pickle."""
-    opcodes = pickletools.genops(_BoundedSource(stream))
+    # genops reads with read() and readline() only, which is all _BoundedSource offers.
+    opcodes = pickletools.genops(cast(BinaryIO, _BoundedSource(stream)))
     count = 0
     try:
         for opcode, arg, _ in opcodes:
