@@ -85,7 +85,7 @@ def test_certified_radii_equal_those_from_statsmodels_bit_for_bit(n, alpha):
 
 
 def test_stages_metrics_and_labels_agree():
-    assert STAGES == (NORMALISATION, *ENGINE_STAGES)
+    assert (NORMALISATION, *ENGINE_STAGES) == STAGES
     assert METRICS == ENGINE_STAGES  # each engine stage reports the metric of its name
     assert set(COLUMN_METRICS) <= set(METRICS)
     assert set(METRIC_LABELS) == set(METRICS)
