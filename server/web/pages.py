@@ -211,7 +211,7 @@ def _outcome(
     ]
     curves = None
     if isinstance(results.get("smoothing"), dict):
-        curves = charts.radius_curves(_sigma_series(session, submission, results["smoothing"]))
+        curves = charts.radius_curves(_sigma_series(session, submission, view.suite, results["smoothing"]))
     return {
         "submission": view,
         "owner": owner,
@@ -224,7 +224,7 @@ def _outcome(
 
 
 def _sigma_series(
-    session: Session, submission: Submission, smoothing: dict[str, Any]
+    session: Session, submission: Submission, suite: str, smoothing: dict[str, Any]
 ) -> list[tuple[str, dict[str, float], bool]]:
     """This submission's certified curve, and the team's best certified one per other σ."""
     sigma = submission.sigma or (smoothing.get("params") or {}).get("sigma") or 0.0
@@ -241,7 +241,7 @@ def _sigma_series(
         .where(
             Submission.team_id == submission.team_id,
             Submission.id != submission.id,
-            Result.suite == submission.suite,
+            Result.suite == suite,
             Result.smoothing.is_not(None),
             Submission.sigma.is_not(None),
             Submission.sigma != submission.sigma,
