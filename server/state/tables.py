@@ -101,6 +101,7 @@ class Submission(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
     team: Mapped[Team] = relationship(back_populates="submissions")
+    competition: Mapped["Competition"] = relationship()
     evaluations: Mapped[list["Evaluation"]] = relationship(
         back_populates="submission", order_by="Evaluation.id", cascade="all, delete-orphan"
     )

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.state.competitions import DEFAULT_SLUG, get_competition
-from server.state.tables import Evaluation, PhaseKind, Result, Submission
+from server.state.tables import Evaluation, Phase, PhaseKind, Result, Submission
 from worker.engine.protocol import COLUMN_METRICS
 
 
@@ -41,15 +41,18 @@ def add_evaluated(
     phase_id: int | None = None,
     **fields: Any,
 ) -> Submission:
-    """A submission with one evaluation (on the default development phase unless
-    ``phase_id``), written directly: the lifecycle values among ``fields`` go to the
-    evaluation, the rest to the submission; with ``metrics``, its result row too."""
+    """A submission with one evaluation (in the default competition's development phase
+    unless ``phase_id``: then in that phase's competition), written directly: the lifecycle
+    values among ``fields`` go to the evaluation, the rest to the submission; with
+    ``metrics``, its result row too."""
     target = default_target(session)
+    if phase_id is not None:
+        target = {"competition_id": session.get(Phase, phase_id).competition_id, "phase_id": phase_id}
     lifecycle = {key: fields.pop(key) for key in list(fields) if key in LIFECYCLE}
     submission = Submission(team_id=team_id, competition_id=target["competition_id"], **fields)
     evaluation = Evaluation(
         submission=submission,
-        phase_id=phase_id or target["phase_id"],
+        phase_id=target["phase_id"],
         suite=suite,
         created_at=submission.created_at,
         **lifecycle,

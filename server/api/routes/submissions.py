@@ -26,6 +26,7 @@ from server.api.intake import Destination, Upload, destination, take_in
 from server.api.presenters import present_submission, quota_of
 from server.api.schemas import SubmissionList, SubmissionPublic
 from server.state import lifecycle
+from server.state.config import Settings
 from server.state.db import new_session
 from server.state.submissions import development_evaluation, get_submission, team_submissions
 
@@ -76,7 +77,7 @@ async def create_submission(
     return await run_in_threadpool(_present_accepted, submission_id)
 
 
-def _destination(settings: SettingsDep, slug: str | None, now: datetime) -> Destination:
+def _destination(settings: Settings, slug: str | None, now: datetime) -> Destination:
     with new_session(write=False) as session:
         return destination(session, settings, slug, now)
 
