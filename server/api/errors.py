@@ -19,17 +19,21 @@ HtmlRenderer = Callable[[Request, int, str], Response]
 class FieldError(Exception):
     """A rejected request whose message belongs next to one field of the upload form."""
 
-    def __init__(self, status_code: int, detail: str, field: str | None = None) -> None:
+    def __init__(
+        self, status_code: int, detail: str, field: str | None = None, extra: dict[str, object] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.field = field
+        self.extra = extra or {}  # more keys of the JSON answer (e.g. a phase's dates)
 
 
 def field_error_response(exc: FieldError) -> JSONResponse:
-    body: dict[str, str] = {"detail": exc.detail}
+    body: dict[str, object] = {"detail": exc.detail}
     if exc.field:
         body["field"] = exc.field
+    body.update(exc.extra)
     return JSONResponse(body, status_code=exc.status_code)
 
 

@@ -1,4 +1,5 @@
-"""Ranking: each team's best finished submission under the configured score rule.
+"""Ranking: each team's best finished evaluation in one phase under the configured score rule
+(the phase asked for; by default the default competition's development phase).
 
 The score is computed in SQL from the stored accuracies at read time, so changing the rule
 (``ARENA_SCORE``) re-ranks every past submission consistently. Two tracks exist: the
@@ -21,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, Select, cast, func, literal, select
 from sqlalchemy.orm import Session
 
-from server.state.tables import Result, Submission, Team
+from server.state.tables import Competition, Evaluation, Phase, PhaseKind, Result, Submission, Team
 from server.state.views import Flag, Leaderboard, LeaderboardRow
 from worker.engine.protocol import (  # torch-free
     COLUMN_METRICS,
@@ -128,12 +129,16 @@ def published(
     weights: dict[str, float],
     track: Track = Track.EMPIRICAL,
     radius: float = HEADLINE_RADIUS,
+    phase_id: int | None = None,
 ) -> Published:
-    """Every team's best submission in ``suite``, best first, baselines placed among them,
+    """Every team's best evaluation in ``suite`` in the phase ``phase_id`` (the default
+    competition's development phase when None), best first, baselines placed among them,
     with the board's JSON; from the cache while the data it shows is unchanged."""
     track = Track(track)
     radius = validate_radius(radius)
-    key = (str(session.get_bind().url), suite, track, radius, tuple(sorted(weights.items())))
+    if phase_id is None:
+        phase_id = default_development_phase(session)
+    key = (str(session.get_bind().url), phase_id, suite, track, radius, tuple(sorted(weights.items())))
     version = tuple(session.execute(_VERSION).one())
     cached = _CACHE.get(key, version)
     if cached is not None:
@@ -141,14 +146,25 @@ def published(
     with _CACHE.computing(key):  # concurrent readers of a changed board compute it once
         cached = _CACHE.get(key, version)
         if cached is None:
-            board = _compute(session, suite, weights, track, radius)
+            board = _compute(session, phase_id, suite, weights, track, radius)
             cached = Published(board, board.model_dump_json().encode())
             _CACHE.put(key, version, cached)
     return cached
 
 
+def default_development_phase(session: Session) -> int | None:
+    """The id of the default competition's development phase (None before it exists)."""
+    from server.state.competitions import DEFAULT_SLUG  # it imports this module
+
+    return session.scalar(
+        select(Phase.id)
+        .join(Competition, Competition.id == Phase.competition_id)
+        .where(Competition.slug == DEFAULT_SLUG, Phase.kind == PhaseKind.DEVELOPMENT)
+    )
+
+
 def _compute(
-    session: Session, suite: str, weights: dict[str, float], track: Track, radius: float
+    session: Session, phase_id: int | None, suite: str, weights: dict[str, float], track: Track, radius: float
 ) -> Leaderboard:
     certified = track == Track.CERTIFIED
     if certified:
@@ -157,7 +173,7 @@ def _compute(
     else:
         score, rule = score_expression(weights), describe_rule(weights)
         conditions = [Result.suite == suite]
-    fetched = list(session.execute(_ranking(score, conditions)))
+    fetched = list(session.execute(_ranking(score, phase_id, conditions)))
     intervals = [_intervals(row.metrics or {}) for row in fetched]
     score_intervals = [
         _certified_interval(row.metrics or {}, radius, row.score)
@@ -199,9 +215,11 @@ def _compute(
     )
 
 
-def _ranking(score: ColumnElement[float], conditions: list) -> Select:
-    """Each team's best result by ``score`` (ties to the earlier submission), best first,
-    with the team, its number of submissions and the stored metrics of that result."""
+def _ranking(score: ColumnElement[float], phase_id: int | None, conditions: list) -> Select:
+    """Each team's best result in the phase by ``score`` (ties to the earlier submission),
+    best first, with the team, its number of submissions in the phase's competition and the
+    stored metrics of that result."""
+    competition = select(Phase.competition_id).where(Phase.id == phase_id).scalar_subquery()
     best = (
         select(
             Submission.id.label("submission_id"),
@@ -219,11 +237,13 @@ def _ranking(score: ColumnElement[float], conditions: list) -> Select:
             .label("position"),
         )
         .join(Result, Result.submission_id == Submission.id)
-        .where(*conditions, score.is_not(None))
+        .join(Evaluation, Evaluation.id == Result.evaluation_id)
+        .where(Evaluation.phase_id == phase_id, *conditions, score.is_not(None))
         .subquery()
     )
     counts = (
         select(Submission.team_id, func.count(Submission.id).label("submissions"))
+        .where(Submission.competition_id == competition)
         .group_by(Submission.team_id)
         .subquery()
     )
