@@ -67,9 +67,14 @@ class Team(Base):
     is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # Bumped by every upload and every discarded upload: the UPDATE takes the team's row lock,
-    # serialising quota checks, and the total tells cached leaderboards that counts changed.
+    # Bumped by every upload, every discarded upload and every moderation of the team or its
+    # submissions: the UPDATE takes the team's row lock, serialising quota checks, and the total
+    # tells cached leaderboards that what they show changed.
     submission_counter: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by the organiser (server/state/moderation.py): a disqualified team is never ranked;
+    # the reason is public, shown beside its name under the board. NULL: in good standing.
+    disqualified_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    moderated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     submissions: Mapped[list["Submission"]] = relationship(back_populates="team")
 
@@ -103,6 +108,10 @@ class Submission(Base):
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    # Set by the organiser: a hidden submission counts on no board (the team's next best does);
+    # its page still says why. NULL: not hidden.
+    hidden_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    moderated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     team: Mapped[Team] = relationship(back_populates="submissions")
     result: Mapped["Result | None"] = relationship(back_populates="submission", uselist=False)
