@@ -58,6 +58,7 @@ def present_submission(
         results=results,
         score=score_of(results, settings.score_weights()) if results else None,
         error=error,
+        hidden_reason=submission.hidden_reason,
         attempts=evaluation.attempts,
         created_at=submission.created_at,
         started_at=evaluation.started_at,

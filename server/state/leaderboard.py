@@ -7,8 +7,11 @@ empirical one ranks by the score rule; the certified one ranks by randomized-smo
 certified accuracy at a chosen ℓ2 radius.
 
 One query ranks the submissions and loads the winners' stored metrics (their 95% intervals
-and flags). Boards are cached per process, with their JSON, and reused while the database's
-version (newest result id, newest submission id, total of the teams' submission counters) is
+and flags). Only rankable submissions take part (``rankable``): the organiser's hidden ones
+and disqualified teams' are left out; disqualified teams are listed apart, with the reason.
+
+Boards are cached per process, with their JSON, and reused while the database's version
+(newest result id, newest submission id, total of the teams' submission counters) is
 unchanged: a read then costs one small query on indexes and the teams table, however many
 submissions there are, and no serialisation.
 """
@@ -23,7 +26,7 @@ from sqlalchemy import ColumnElement, Float, Select, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from server.state.tables import Competition, Evaluation, Phase, PhaseKind, Result, Submission, Team
-from server.state.views import Flag, Leaderboard, LeaderboardRow
+from server.state.views import DisqualifiedTeam, Flag, Leaderboard, LeaderboardRow
 from worker.engine.protocol import (  # torch-free
     COLUMN_METRICS,
     HEADLINE_RADIUS,
@@ -173,7 +176,7 @@ def _compute(
     else:
         score, rule = score_expression(weights), describe_rule(weights)
         conditions = [Result.suite == suite]
-    fetched = list(session.execute(_ranking(score, phase_id, conditions)))
+    fetched = list(session.execute(_ranking(score, phase_id, [*conditions, *rankable()])))
     intervals = [_intervals(row.metrics or {}) for row in fetched]
     score_intervals = [
         _certified_interval(row.metrics or {}, radius, row.score)
@@ -212,7 +215,44 @@ def _compute(
         ties_rule=TIES,
         teams=team_rank,
         rows=rows,
+        disqualified=_disqualified(session, score, phase_id, conditions),
     )
+
+
+def rankable() -> list[ColumnElement[bool]]:
+    """The conditions a submission meets to count on any board: the organiser has not
+    hidden it, nor disqualified its team (server/state/moderation.py)."""
+    disqualified = select(Team.id).where(Team.disqualified_reason.is_not(None))
+    return [Submission.hidden_reason.is_(None), Submission.team_id.not_in(disqualified)]
+
+
+def _disqualified(
+    session: Session, score: ColumnElement[float], phase_id: int | None, conditions: list
+) -> list[DisqualifiedTeam]:
+    """The disqualified teams this board would rank otherwise (a result it counts, not
+    hidden), by name, with the organiser's reason."""
+    on_board = (
+        select(Submission.id)
+        .join(Result, Result.submission_id == Submission.id)
+        .join(Evaluation, Evaluation.id == Result.evaluation_id)
+        .where(
+            Submission.team_id == Team.id,
+            Evaluation.phase_id == phase_id,
+            Submission.hidden_reason.is_(None),
+            *conditions,
+            score.is_not(None),
+        )
+        .exists()
+    )
+    listed = session.execute(
+        select(Team.name, Team.disqualified_reason, Team.moderated_at)
+        .where(Team.disqualified_reason.is_not(None), on_board)
+        .order_by(Team.name)
+    )
+    return [
+        DisqualifiedTeam(team=name, reason=reason, disqualified_at=moderated_at)
+        for name, reason, moderated_at in listed
+    ]
 
 
 def _ranking(score: ColumnElement[float], phase_id: int | None, conditions: list) -> Select:
@@ -320,7 +360,7 @@ def score_of(results: dict, weights: dict[str, float]) -> float | None:
 
 
 # Every change a board shows moves one of these: results are only ever added, and every
-# upload or discarded upload bumps its team's counter (submissions) — no count over submissions.
+# upload, discarded upload or moderation bumps its team's counter — no count over submissions.
 _VERSION = select(
     select(func.max(Result.id)).scalar_subquery(),
     select(func.max(Submission.id)).scalar_subquery(),
@@ -331,8 +371,9 @@ _VERSION = select(
 class _BoardCache:
     """Recently computed boards, each valid for the database version it was computed at.
 
-    Results are written once and never change; a board changes only when a result is added
-    or a submission is added or removed, which moves the version. Boards are frozen models,
+    Results are written once and never change; a board changes only when a result is added,
+    a submission is added or removed, or the organiser hides or disqualifies (or undoes it),
+    which moves the version. Boards are frozen models,
     shared by every reader with their JSON.
     """
 

@@ -68,9 +68,14 @@ class Team(Base):
     is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # Bumped by every upload and every discarded upload: the UPDATE takes the team's row lock,
-    # serialising quota checks, and the total tells cached leaderboards that counts changed.
+    # Bumped by every upload, every discarded upload and every moderation of the team or its
+    # submissions: the UPDATE takes the team's row lock, serialising quota checks, and the total
+    # tells cached leaderboards that what they show changed.
     submission_counter: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by the organiser (server/state/moderation.py): a disqualified team is never ranked;
+    # the reason is public, shown beside its name under the board. NULL: in good standing.
+    disqualified_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    moderated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     submissions: Mapped[list["Submission"]] = relationship(back_populates="team")
 
@@ -98,6 +103,10 @@ class Submission(Base):
     # False: the upload does not count against the daily quota (cancelled, or the platform
     # failed its first evaluation).
     charged: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set by the organiser: a hidden submission counts on no board (the team's next best does);
+    # its page still says why. NULL: not hidden.
+    hidden_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    moderated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
     team: Mapped[Team] = relationship(back_populates="submissions")
