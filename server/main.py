@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from server.api.errors import install_error_handlers
 from server.api.head import HeadAsGet
 from server.api.limits import UploadSizeLimit
-from server.api.routes import competitions, exports, leaderboard, submissions, teams
+from server.api.routes import competitions, exports, leaderboard, moderation, submissions, teams
 from server.api.upload_gate import TokenBeforeBody
 from server.state.config import get_settings
 from server.web import competition_pages, pages
@@ -45,6 +45,7 @@ def create_app() -> FastAPI:
     app.include_router(leaderboard.router)
     app.include_router(exports.router)
     app.include_router(competitions.router)
+    app.include_router(moderation.router)
     app.include_router(pages.router)
     app.include_router(competition_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,9 +1,9 @@
 """Bringing lost work back: run in a thread of every worker.
 
-Every ``reconcile_seconds`` it requeues submissions whose lease expired (their worker died),
-submissions queued in the database but absent from the broker (a flushed Redis), and
-submissions left ``validating`` by an API process that stopped mid-upload. Duplicated
-messages are harmless: the lease lets exactly one worker run a submission. It also deletes
+Every ``reconcile_seconds`` it requeues evaluations whose lease expired (their worker died),
+evaluations queued in the database but absent from the broker (a flushed Redis), and
+evaluations left ``validating`` by an API process that stopped mid-upload. Duplicated
+messages are harmless: the lease lets exactly one worker run an evaluation. It also deletes
 stored upload files that no submission refers to (an API process killed mid-upload).
 """
 
@@ -15,7 +15,7 @@ from celery import Celery
 
 from server.state.config import Settings, get_settings
 from server.state.db import session_scope
-from server.state.lifecycle import expired_leases, requeue_expired, stale_submissions
+from server.state.lifecycle import expired_leases, requeue_expired, stale_evaluations
 from server.state.queue import enqueue
 from server.state.submissions import stored_names
 from server.state.tables import Status
@@ -25,9 +25,9 @@ from worker.periodic import Periodic
 log = logging.getLogger(__name__)
 
 
-def _send(app: Celery, submission_id: int) -> None:
+def _send(app: Celery, evaluation_id: int) -> None:
     with session_scope() as session:
-        enqueue(session, submission_id, app)
+        enqueue(session, evaluation_id, app)
 
 
 def sweep_uploads(settings: Settings) -> list[Path]:
@@ -63,40 +63,40 @@ def reconcile_once(app: Celery, settings: Settings) -> list[int]:
     """One pass; returns the ids it requeued."""
     requeued: list[int] = []
     with session_scope() as session:
-        expired = [s.id for s in expired_leases(session=session)]
+        expired = [e.id for e in expired_leases(session=session)]
         validating = [
-            s.id
-            for s in stale_submissions(
+            e.id
+            for e in stale_evaluations(
                 session=session, status=Status.VALIDATING, older_than=2 * settings.probe_timeout
             )
         ]
         queued = {
-            s.id: s.task_id
-            for s in stale_submissions(
+            e.id: e.task_id
+            for e in stale_evaluations(
                 session=session, status=Status.QUEUED, older_than=settings.requeue_after_seconds
             )
         }
-    for submission_id in expired:
+    for evaluation_id in expired:
         with session_scope() as session:
             status = requeue_expired(
-                session=session, submission_id=submission_id, max_attempts=settings.max_attempts
+                session=session, evaluation_id=evaluation_id, max_attempts=settings.max_attempts
             )
         if status == Status.QUEUED:
-            log.warning("submission %s: worker lost, requeued", submission_id)
-            _send(app, submission_id)
-            requeued.append(submission_id)
-    for submission_id in validating:
-        log.warning("submission %s: upload interrupted after storing, queued", submission_id)
-        _send(app, submission_id)
-        requeued.append(submission_id)
+            log.warning("evaluation %s: worker lost, requeued", evaluation_id)
+            _send(app, evaluation_id)
+            requeued.append(evaluation_id)
+    for evaluation_id in validating:
+        log.warning("evaluation %s: upload interrupted after storing, queued", evaluation_id)
+        _send(app, evaluation_id)
+        requeued.append(evaluation_id)
     if queued:
         waiting = waiting_task_ids(app)
         if waiting is not None:
-            for submission_id, task_id in queued.items():
+            for evaluation_id, task_id in queued.items():
                 if task_id not in waiting:
-                    log.warning("submission %s: message missing from broker, requeued", submission_id)
-                    _send(app, submission_id)
-                    requeued.append(submission_id)
+                    log.warning("evaluation %s: message missing from broker, requeued", evaluation_id)
+                    _send(app, evaluation_id)
+                    requeued.append(evaluation_id)
     try:
         sweep_uploads(settings)
     except OSError:

@@ -1,7 +1,7 @@
-"""Running one submission on a worker: lease, sandboxed child, progress, result.
+"""Running one evaluation on a worker: lease, sandboxed child, progress, result.
 
-The worker holds a lease on the submission, renewed by a heartbeat that also stores the
-child's progress. Whatever happens, the submission ends in exactly one of: finished (one
+The worker holds a lease on the evaluation, renewed by a heartbeat that also stores the
+child's progress. Whatever happens, the evaluation ends in exactly one of: finished (one
 result row), failed with a reason, or back in the queue for another try.
 """
 
@@ -24,19 +24,20 @@ from sqlalchemy.orm import Session
 
 from models.architectures.catalog import as_triple
 from server.state import queue
+from server.state.competitions import eval_set_path
 from server.state.config import Settings, get_settings
 from server.state.costs import throughput_key
 from server.state.db import session_scope
 from server.state.lifecycle import (
-    claim_submission,
-    fail_submission,
-    finish_submission,
+    claim_evaluation,
+    fail_evaluation,
+    finish_evaluation,
     release_for_retry,
     renew_lease,
 )
 from server.state.storage import upload_path
-from server.state.submissions import get_submission
-from server.state.tables import Submission
+from server.state.submissions import get_evaluation
+from server.state.tables import Evaluation
 from server.state.workers import record_throughput
 from worker.engine.protocol import get_suite, stages
 from worker.isolation import Limits, Sandbox
@@ -104,17 +105,17 @@ def request_stop() -> None:
     stopping.set()
 
 
-def stages_for(submission: Submission) -> list[str]:
-    """The stages this submission's evaluation reports, in order: the normalisation check
+def stages_for(evaluation: Evaluation) -> list[str]:
+    """The stages this evaluation reports, in order: the normalisation check
     (``worker.normalisation``), then the engine's."""
-    return stages(get_suite(submission.suite), certify=submission.sigma is not None)
+    return stages(get_suite(evaluation.suite), certify=evaluation.submission.sigma is not None)
 
 
 @dataclass
 class Heartbeat:
     """Renews the lease every second with the latest progress; notices a lost lease."""
 
-    submission_id: int
+    evaluation_id: int
     owner: str
     settings: Settings
     stages: list[str]
@@ -148,7 +149,7 @@ class Heartbeat:
                 with session_scope() as session:
                     kept = renew_lease(
                         session=session,
-                        submission_id=self.submission_id,
+                        evaluation_id=self.evaluation_id,
                         owner=self.owner,
                         lease_seconds=self.settings.lease_seconds,
                         progress=snapshot,
@@ -165,9 +166,9 @@ class Heartbeat:
         self._stop.set()
 
 
-def _job(submission: Submission, settings: Settings, box: Sandbox, *, measure: bool) -> Job:
+def _job(evaluation: Evaluation, eval_set: Path, settings: Settings, box: Sandbox, *, measure: bool) -> Job:
     checkpoint_fd, eval_set_fd = box.fds
-    eval_set = settings.eval_set or settings.default_eval_set
+    submission = evaluation.submission
     return Job(
         kind="evaluate",
         message_fd=box.message_fd,
@@ -177,7 +178,7 @@ def _job(submission: Submission, settings: Settings, box: Sandbox, *, measure: b
         arch=submission.arch,
         mean=as_triple(submission.mean) if submission.mean else None,
         std=as_triple(submission.std) if submission.std else None,
-        suite=submission.suite,
+        suite=evaluation.suite,
         sigma=submission.sigma,
         limit=settings.eval_limit,
         device=settings.device,
@@ -201,14 +202,12 @@ class ChildOutcome:
 
 
 def _run_child(
-    submission: Submission, heartbeat: Heartbeat, settings: Settings, timed_as: str | None
+    evaluation: Evaluation, eval_set: Path, heartbeat: Heartbeat, settings: Settings, timed_as: str | None
 ) -> ChildOutcome:
-    """Evaluate in an isolated child; ``timed_as`` asks it to time the network first and
-    names the rate it reports (a network this worker has not timed yet)."""
-    files = [
-        upload_path(settings.upload_dir, submission.stored_name),
-        settings.eval_set or settings.default_eval_set,
-    ]
+    """Evaluate in an isolated child on ``eval_set`` (the phase's); ``timed_as`` asks it to
+    time the network first and names the rate it reports (a network this worker has not timed
+    yet)."""
+    files = [upload_path(settings.upload_dir, evaluation.submission.stored_name), eval_set]
     sandbox = Sandbox(
         files=files, limits=Limits(address_space_mb=settings.memory_limit_mb), user=settings.sandbox_user
     )
@@ -218,7 +217,7 @@ def _run_child(
         except OSError as error:
             reason = f"the evaluation's files could not be opened: {error}"
             return ChildOutcome(PLATFORM_FAULT, {"message": reason}, False, False)
-        job = _job(submission, settings, box, measure=timed_as is not None)
+        job = _job(evaluation, eval_set, settings, box, measure=timed_as is not None)
         box.start(["-m", "worker.sandbox", job.model_dump_json()])
         return _supervise(box, heartbeat, settings, timed_as)
 
@@ -269,60 +268,62 @@ def _supervise(box: Sandbox, heartbeat: Heartbeat, settings: Settings, timed_as:
     return ChildOutcome(child.wait(), answer, timed_out, heartbeat.lost.is_set())
 
 
-def run_submission(submission_id: int, *, settings: Settings | None = None) -> str:
-    """Evaluate a submission if no live worker holds it; returns what happened."""
+def run_evaluation(evaluation_id: int, *, settings: Settings | None = None) -> str:
+    """Run an evaluation if no live worker holds it; returns what happened."""
     settings = settings or get_settings()
     with session_scope() as session:
-        if not claim_submission(
+        if not claim_evaluation(
             session=session,
-            submission_id=submission_id,
+            evaluation_id=evaluation_id,
             owner=WORKER_ID,
             lease_seconds=settings.lease_seconds,
         ):
             return "skipped"
-        submission = get_submission(session=session, submission_id=submission_id)
-        assert submission is not None
-        stages = stages_for(submission)
+        evaluation = get_evaluation(session=session, evaluation_id=evaluation_id)
+        assert evaluation is not None
+        submission = evaluation.submission  # loaded here: the session closes before the run
+        eval_set = eval_set_path(evaluation.phase.competition, evaluation.phase, settings)
+        stages = stages_for(evaluation)
         key = throughput_key(submission.arch, submission.sha256)
         timed_as = None if key in _timed else key
 
-    heartbeat = Heartbeat(submission_id, WORKER_ID, settings, stages)
+    heartbeat = Heartbeat(evaluation_id, WORKER_ID, settings, stages)
     heartbeat.update(stages[0], 0, 1)
     thread = threading.Thread(target=heartbeat.run, daemon=True)
     thread.start()
     try:
-        outcome = _run_child(submission, heartbeat, settings, timed_as)
+        outcome = _run_child(evaluation, eval_set, heartbeat, settings, timed_as)
     finally:
         heartbeat.stop()
         thread.join()
-    return _settle(submission_id, outcome, outcome.results, settings)
+    return _settle(evaluation_id, outcome, outcome.results, settings)
 
 
 def _settle(
-    submission_id: int, outcome: ChildOutcome, results: dict[str, Any] | None, settings: Settings
+    evaluation_id: int, outcome: ChildOutcome, results: dict[str, Any] | None, settings: Settings
 ) -> str:
-    """Record how the evaluating child ended; returns what happened, as ``run_submission`` does."""
+    """Record how the evaluating child ended; returns what happened, as ``run_evaluation`` does."""
     with session_scope() as session:
         if outcome.lease_lost:
             return "lease-lost"
         if outcome.returncode == 0 and results is not None:
-            finish_submission(session=session, submission_id=submission_id, owner=WORKER_ID, results=results)
+            finish_evaluation(session=session, evaluation_id=evaluation_id, owner=WORKER_ID, results=results)
             return "finished"
         if stopping.is_set() or (not outcome.timed_out and outcome.returncode in INTERRUPTED):
-            log.warning("submission %s: worker stopping, back to the queue", submission_id)
-            _requeue(session, submission_id, error=None, count_attempt=False)
+            log.warning("evaluation %s: worker stopping, back to the queue", evaluation_id)
+            _requeue(session, evaluation_id, error=None, count_attempt=False)
             return "released"
         final = _final_failure(outcome, settings)
         if final is not None:
             error, charged = final
-            _fail(session, submission_id, error, charged=charged)
+            _fail(session, evaluation_id, error, charged=charged)
             return "failed"
-        return _retry_or_give_up(session, submission_id, outcome, settings)
+        return _retry_or_give_up(session, evaluation_id, outcome, settings)
 
 
 def _final_failure(outcome: ChildOutcome, settings: Settings) -> tuple[str, bool] | None:
     """A failure another try would not cure (error, whether it counts against the quota), or
-    None when the platform is to blame and the submission may be tried again."""
+    None when the platform is to blame and the evaluation may be tried again."""
     answer = outcome.answer or {}
     if outcome.timed_out:
         return (
@@ -336,40 +337,40 @@ def _final_failure(outcome: ChildOutcome, settings: Settings) -> tuple[str, bool
     return None
 
 
-def _retry_or_give_up(session: Session, submission_id: int, outcome: ChildOutcome, settings: Settings) -> str:
-    """Back to the queue after a platform failure, until the submission has used its tries;
+def _retry_or_give_up(session: Session, evaluation_id: int, outcome: ChildOutcome, settings: Settings) -> str:
+    """Back to the queue after a platform failure, until the evaluation has used its tries;
     then failed, not charged."""
     reason = (outcome.answer or {}).get("message") or (
         f"the evaluating process died (exit status {outcome.returncode}; out of memory?)"
     )
-    submission = get_submission(session=session, submission_id=submission_id)
-    if submission is not None and submission.attempts >= settings.max_attempts:
+    evaluation = get_evaluation(session=session, evaluation_id=evaluation_id)
+    if evaluation is not None and evaluation.attempts >= settings.max_attempts:
         _fail(
             session,
-            submission_id,
+            evaluation_id,
             f"The platform could not evaluate this submission ({reason}) after "
-            f"{submission.attempts} tries; it does not count against your quota.",
+            f"{evaluation.attempts} tries; it does not count against your quota.",
             charged=False,
         )
         return "failed"
-    _requeue(session, submission_id, error=reason)
+    _requeue(session, evaluation_id, error=reason)
     return "retried"
 
 
-def _fail(session: Session, submission_id: int, error: str, *, charged: bool) -> None:
-    """Fail the submission this worker holds, with the reason its team will read."""
-    fail_submission(
-        session=session, submission_id=submission_id, owner=WORKER_ID, charged=charged, error=error
+def _fail(session: Session, evaluation_id: int, error: str, *, charged: bool) -> None:
+    """Fail the evaluation this worker holds, with the reason its team will read."""
+    fail_evaluation(
+        session=session, evaluation_id=evaluation_id, owner=WORKER_ID, charged=charged, error=error
     )
 
 
-def _requeue(session: Session, submission_id: int, *, error: str | None, count_attempt: bool = True) -> None:
+def _requeue(session: Session, evaluation_id: int, *, error: str | None, count_attempt: bool = True) -> None:
     """Give this worker's lease back and send the id again, unless another worker took it."""
     if release_for_retry(
         session=session,
-        submission_id=submission_id,
+        evaluation_id=evaluation_id,
         owner=WORKER_ID,
         error=error,
         count_attempt=count_attempt,
     ):
-        queue.enqueue(session, submission_id)
+        queue.enqueue(session, evaluation_id)

@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers that take a submission id and call plain functions."""
+"""Celery tasks: thin wrappers that take an evaluation id and call plain functions."""
 
 from celery.exceptions import Reject
 
@@ -8,9 +8,9 @@ from worker.celery_app import app
 
 
 @app.task(name=EVALUATE_TASK, acks_late=True, reject_on_worker_lost=True)
-def evaluate_submission(submission_id: int) -> str:
-    """Evaluate one submission; safe to receive twice (the lease decides who runs it)."""
+def evaluate(evaluation_id: int) -> str:
+    """Run one evaluation; safe to receive twice (the lease decides who runs it)."""
     if runner.stopping.is_set():
         # Delivered while this worker shuts down: leave the message for the next worker.
         raise Reject("the worker is stopping", requeue=True)
-    return runner.run_submission(submission_id)
+    return runner.run_evaluation(evaluation_id)

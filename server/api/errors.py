@@ -4,7 +4,7 @@ A browser opening a page (not ``/api`` or ``/export``) gets the same message as 
 instead, through the renderer the app installs (``server/web/pages.py``).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -19,17 +19,25 @@ HtmlRenderer = Callable[[Request, int, str], Response]
 class FieldError(Exception):
     """A rejected request whose message belongs next to one field of the upload form."""
 
-    def __init__(self, status_code: int, detail: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        field: str | None = None,
+        extra: Mapping[str, object] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.field = field
+        self.extra = extra or {}  # more keys of the JSON answer (e.g. a phase's dates)
 
 
 def field_error_response(exc: FieldError) -> JSONResponse:
-    body: dict[str, str] = {"detail": exc.detail}
+    body: dict[str, object] = {"detail": exc.detail}
     if exc.field:
         body["field"] = exc.field
+    body.update(exc.extra)
     return JSONResponse(body, status_code=exc.status_code)
 
 

@@ -15,12 +15,14 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any, BinaryIO, TypeVar
 
 import anyio
 from anyio.lowlevel import RunVar
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from models.architectures.catalog import CATALOG, NormalisationMode
 from models.architectures.catalog import parse_triple as catalog_triple
@@ -29,11 +31,12 @@ from models.checkpoints.inspection import inspect_checkpoint
 from server.api.errors import FieldError
 from server.api.probe import probe_checkpoint
 from server.state import queue
+from server.state.competitions import DEFAULT_SLUG, accepts_uploads, get_competition, iso_utc
 from server.state.config import Settings
 from server.state.db import new_session, session_scope
 from server.state.storage import StoredFile, UploadTooLarge, display_name, safe_suffix, store_upload
 from server.state.submissions import discard_submission, reserve_submission
-from server.state.tables import Submission
+from server.state.tables import Competition, PhaseKind, Submission, utcnow
 from server.state.teams import QuotaExceeded, check_quota
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,45 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """Where an upload goes: its competition, the development phase its first evaluation runs
+    in, the suite it runs, and the competition's quotas."""
+
+    competition_id: int
+    phase_id: int
+    suite: str
+    per_day: int
+    max_active: int
+
+
+def destination(session: Session, settings: Settings, slug: str | None, now: datetime) -> Destination:
+    """The competition named by the form's ``competition`` field (the default one when
+    absent): 422 if unknown, 409 with the development phase's dates if closed at ``now``."""
+    competition = get_competition(session, slug or DEFAULT_SLUG)
+    if competition is None:
+        raise FieldError(422, f"Unknown competition {slug!r}.", "competition")
+    development = next(p for p in competition.phases if p.kind == PhaseKind.DEVELOPMENT)
+    open_now, message = accepts_uploads(competition, now)
+    if not open_now:
+        dates = {
+            "phase": development.name,
+            "starts_at": iso_utc(development.starts_at) if development.starts_at else None,
+            "ends_at": iso_utc(development.ends_at) if development.ends_at else None,
+        }
+        raise FieldError(409, message, "competition", extra=dates)
+    per_day, max_active = _quotas(competition, settings)
+    return Destination(competition.id, development.id, competition.suite, per_day, max_active)
+
+
+def _quotas(competition: Competition, settings: Settings) -> tuple[int, int]:
+    """The competition's quotas; the default competition's are the settings' (it copies them
+    at every start, and they are read here as they are now)."""
+    if competition.slug == DEFAULT_SLUG:
+        return settings.submissions_per_day, settings.max_active_per_team
+    return competition.submissions_per_day, competition.max_active_per_team
+
+
+@dataclass(frozen=True)
 class Fields:
     """The form's fields, validated."""
 
@@ -66,22 +108,27 @@ class Fields:
     description: str
 
 
-async def take_in(upload: Upload, *, team_id: int, settings: Settings) -> int:
-    """Run an upload through every check and queue it; returns the submission id.
+async def take_in(
+    upload: Upload, *, team_id: int, settings: Settings, target: Destination | None = None
+) -> int:
+    """Run an upload through every check and queue its evaluation in ``target`` (the default
+    competition when None); returns the submission id.
 
     Raises ``FieldError`` (4xx, with the field concerned) for every refusal. Each step runs
     in a thread of intake's own (``_work``, ``_probes``): uploads waiting for a probe wait in
     the event loop, not in the thread pool the other routes answer from.
     """
     fields = validate(upload, settings)
-    await _run(_check_quota_early, team_id, settings)
+    if target is None:
+        target = await _run(_default_destination, settings)
+    await _run(_check_quota_early, team_id, target)
     stored = await _run(_store, upload, settings)
     submission_id: int | None = None
     try:
         if stored.size == 0:
             raise CheckpointError("The file is empty.")
         await _run(inspect_checkpoint, stored.path)
-        submission_id = await _run(_reserve, team_id, settings, fields, upload.filename, stored)
+        submission_id, evaluation_id = await _run(_reserve, team_id, target, fields, upload.filename, stored)
         probe = await anyio.to_thread.run_sync(
             partial(
                 probe_checkpoint,
@@ -101,7 +148,8 @@ async def take_in(upload: Upload, *, team_id: int, settings: Settings) -> int:
         with anyio.CancelScope(shield=True):
             await _run(_refuse, stored, submission_id)
         raise _as_refusal(error) from error
-    await _run(_send, submission_id)
+    await _run(_send, evaluation_id)
+    assert submission_id is not None  # reserved above; every path that leaves it None raised
     return submission_id
 
 
@@ -170,20 +218,25 @@ def _refuse(stored: StoredFile, submission_id: int | None) -> None:
     stored.path.unlink(missing_ok=True)
 
 
-def _send(submission_id: int) -> None:
-    """Queue the accepted submission. If the broker fails, the row is committed already
-    (``validating`` or ``queued``): the reconciler sends it later, so the upload stands."""
+def _send(evaluation_id: int) -> None:
+    """Queue the accepted upload's evaluation. If the broker fails, the row is committed
+    already (``validating`` or ``queued``): the reconciler sends it later, so the upload stands."""
     try:
         with session_scope() as session:
-            queue.enqueue(session, submission_id)
+            queue.enqueue(session, evaluation_id)
     except Exception:  # noqa: BLE001 - accepted; the reconciler will queue it
-        log.exception("submission %s stored but not yet queued; the reconciler will", submission_id)
+        log.exception("evaluation %s stored but not yet queued; the reconciler will", evaluation_id)
 
 
 # --- steps --------------------------------------------------------------------------------
 
 
-def _check_quota_early(team_id: int, settings: Settings) -> None:
+def _default_destination(settings: Settings) -> Destination:
+    with new_session(write=False) as session:
+        return destination(session, settings, None, utcnow())
+
+
+def _check_quota_early(team_id: int, target: Destination) -> None:
     """Fail fast before reading the file: one short read, no lock kept.
     ``_reserve`` checks again, race-free."""
     try:
@@ -191,8 +244,9 @@ def _check_quota_early(team_id: int, settings: Settings) -> None:
             check_quota(
                 session=session,
                 team_id=team_id,
-                per_day=settings.submissions_per_day,
-                max_active=settings.max_active_per_team,
+                competition_id=target.competition_id,
+                per_day=target.per_day,
+                max_active=target.max_active,
             )
     except QuotaExceeded as error:
         raise FieldError(429, str(error)) from None
@@ -219,15 +273,21 @@ def _store(upload: Upload, settings: Settings) -> StoredFile:
         ) from None
 
 
-def _reserve(team_id: int, settings: Settings, fields: Fields, filename: str, stored: StoredFile) -> int:
-    """One short transaction: the team's row lock, the quota check, the new row."""
+def _reserve(
+    team_id: int, target: Destination, fields: Fields, filename: str, stored: StoredFile
+) -> tuple[int, int]:
+    """One short transaction: the team's row lock, the quota check, the new rows; returns
+    (submission id, its first evaluation's id)."""
     with new_session() as session:
         try:
-            submission = reserve_submission(
+            evaluation = reserve_submission(
                 session=session,
                 team_id=team_id,
-                per_day=settings.submissions_per_day,
-                max_active=settings.max_active_per_team,
+                competition_id=target.competition_id,
+                phase_id=target.phase_id,
+                suite=target.suite,
+                per_day=target.per_day,
+                max_active=target.max_active,
                 arch=fields.arch,
                 sigma=fields.sigma,
                 mean=fields.mean,
@@ -238,11 +298,10 @@ def _reserve(team_id: int, settings: Settings, fields: Fields, filename: str, st
                 stored_name=stored.name,
                 sha256=stored.sha256,
                 size_bytes=stored.size,
-                suite=settings.suite,
             )
         except QuotaExceeded as error:
             raise FieldError(429, str(error)) from None
-        return submission.id
+        return evaluation.submission_id, evaluation.id
 
 
 # --- the form's fields --------------------------------------------------------------------

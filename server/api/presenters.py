@@ -6,10 +6,11 @@ from sqlalchemy.orm import Session
 
 from server.api.schemas import Progress, Quota, SubmissionPublic, WaitEstimate
 from server.state import costs, estimates
+from server.state.competitions import DEFAULT_SLUG, get_competition
 from server.state.config import Settings
 from server.state.leaderboard import score_of
-from server.state.submissions import queued_ahead, recent_runs, running_now
-from server.state.tables import Status, Submission, Team, utcnow
+from server.state.submissions import development_evaluation, queued_ahead, recent_runs, running_now
+from server.state.tables import Evaluation, Status, Submission, Team, utcnow
 from server.state.teams import quota_usage
 from server.state.workers import live_workers
 
@@ -19,20 +20,23 @@ PUBLIC_FAILURE = "The evaluation failed; the submitting team sees the reason."
 def present_submission(
     session: Session, submission: Submission, *, owner: bool, settings: Settings | None = None
 ) -> SubmissionPublic:
+    """The submission as its development-phase evaluation (its latest there) stands."""
     from server.state.config import get_settings
 
     settings = settings or get_settings()
-    results = submission.result.metrics if submission.result is not None else None
-    error = submission.error
-    if not owner and submission.status == Status.FAILED:
+    evaluation = development_evaluation(session=session, submission_id=submission.id)
+    assert evaluation is not None  # every submission is created with one
+    results = evaluation.result.metrics if evaluation.result is not None else None
+    error = evaluation.error
+    if not owner and evaluation.status == Status.FAILED:
         error = PUBLIC_FAILURE
     elif not owner:
         error = None
-    # The submissions a queued one waits behind give both its place and its wait estimate.
+    # The evaluations a queued one waits behind give both its place and its wait estimate.
     ahead = (
-        queued_ahead(session=session, submission=submission) if submission.status == Status.QUEUED else None
+        queued_ahead(session=session, evaluation=evaluation) if evaluation.status == Status.QUEUED else None
     )
-    waiting = submission.status in (Status.QUEUED, Status.RUNNING) and not live_workers(
+    waiting = evaluation.status in (Status.QUEUED, Status.RUNNING) and not live_workers(
         session=session, seen_within=3 * settings.worker_heartbeat_seconds
     )
     return SubmissionPublic(
@@ -43,21 +47,22 @@ def present_submission(
         description=submission.description if owner else "",
         filename=submission.original_filename if owner else "",
         sha256=submission.sha256 if owner else "",
-        suite=submission.suite,
+        suite=evaluation.suite,
         normalisation=submission.normalisation or "auto",
         normalisation_inferred=_inferred(results),
-        status=submission.status,
+        status=evaluation.status,
         queue_position=None if ahead is None else len(ahead) + 1,
-        progress=Progress(**submission.progress) if submission.progress else None,
-        estimate=_estimate(session, submission, ahead, settings, waiting_for_worker=waiting),
+        progress=Progress(**evaluation.progress) if evaluation.progress else None,
+        estimate=_estimate(session, evaluation, ahead, settings, waiting_for_worker=waiting),
         waiting_for_worker=waiting,
         results=results,
         score=score_of(results, settings.score_weights()) if results else None,
         error=error,
-        attempts=submission.attempts,
+        hidden_reason=submission.hidden_reason,
+        attempts=evaluation.attempts,
         created_at=submission.created_at,
-        started_at=submission.started_at,
-        finished_at=submission.finished_at,
+        started_at=evaluation.started_at,
+        finished_at=evaluation.finished_at,
     )
 
 
@@ -68,18 +73,19 @@ def _inferred(results: dict[str, Any] | None) -> bool | None:
 
 def _estimate(
     session: Session,
-    submission: Submission,
+    evaluation: Evaluation,
     ahead: list[tuple[str, bool]] | None,
     settings: Settings,
     *,
     waiting_for_worker: bool,
 ) -> WaitEstimate | None:
-    if submission.status not in (Status.QUEUED, Status.RUNNING):
+    if evaluation.status not in (Status.QUEUED, Status.RUNNING):
         return None
+    submission = evaluation.submission
     Kind = estimates.Kind
     kind = Kind(submission.arch, submission.sigma is not None)
     # Enough history for a median per kind among the recent runs of every kind.
-    runs = recent_runs(session=session, suite=submission.suite, limit=10 * estimates.RECENT)
+    runs = recent_runs(session=session, suite=evaluation.suite, limit=10 * estimates.RECENT)
     running = [] if ahead is None else running_now(session=session)
     others = [Kind(arch, cert) for arch, cert in ahead or []]
     busy = [(Kind(arch, cert), elapsed) for arch, cert, elapsed in running]
@@ -91,7 +97,7 @@ def _estimate(
         finished,
         costs.modelled(
             session=session,
-            suite=submission.suite,
+            suite=evaluation.suite,
             kinds=keys,
             limit=settings.eval_limit,
             runs=finished,
@@ -101,14 +107,17 @@ def _estimate(
         return estimates.without_worker(history=history, kind=kind)
     if ahead is not None:
         return estimates.for_queued(history=history, kind=kind, ahead=others, running=busy)
-    if submission.status == Status.RUNNING and submission.started_at is not None:
-        elapsed = (utcnow() - submission.started_at).total_seconds()
+    if evaluation.status == Status.RUNNING and evaluation.started_at is not None:
+        elapsed = (utcnow() - evaluation.started_at).total_seconds()
         return estimates.for_running(history=history, kind=kind, elapsed=elapsed)
     return None
 
 
 def quota_of(session: Session, settings: Settings, team: Team) -> Quota:
-    used, active = quota_usage(session=session, team_id=team.id)
+    # The default competition's quota (the settings' figures).
+    default = get_competition(session, DEFAULT_SLUG)
+    competition_id = default.id if default is not None else None
+    used, active = quota_usage(session=session, team_id=team.id, competition_id=competition_id)
     return Quota(
         per_day=settings.submissions_per_day,
         used_today=used,

@@ -68,10 +68,34 @@ class SubmissionPublic(BaseModel):
     results: dict[str, Any] | None = None
     score: float | None = None
     error: str | None = None
+    hidden_reason: str | None = Field(
+        None,
+        description="Why the organiser hid this submission from the boards (public); null when it counts.",
+    )
     attempts: int
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class ModerationReason(BaseModel):
+    reason: str = Field(description="Shown publicly: printable text on one line, at most 500 characters.")
+
+
+class SubmissionModeration(BaseModel):
+    id: int
+    team: str
+    hidden_reason: str | None = Field(description="null: the submission counts on the boards.")
+    moderated_at: datetime | None = Field(description="UTC, the last hide or unhide.")
+    changed: bool = Field(description="False when it already was in this state.")
+
+
+class TeamModeration(BaseModel):
+    id: int
+    name: str
+    disqualified_reason: str | None = Field(description="null: the team is ranked.")
+    moderated_at: datetime | None = Field(description="UTC, the last disqualification or reinstatement.")
+    changed: bool = Field(description="False when it already was in this state.")
 
 
 class SubmissionList(BaseModel):

@@ -3,8 +3,11 @@
 FastAPI reads a body before it runs any dependency, so a token checked by a dependency alone
 would let anyone make the server receive and spool 200 MiB. This ASGI middleware looks at
 the ``Authorization`` header of every upload (a team's token) and of team and competition
-creation (the admin token) first; the routes' own dependencies check it again.
+creation and moderation (the admin token) first; the routes' own dependencies check it again.
 """
+
+import re
+from collections.abc import Awaitable, Callable
 
 import anyio
 from fastapi import HTTPException
@@ -30,14 +33,31 @@ async def _admin(token: str) -> None:
     require_admin(token, get_settings())
 
 
+#: How a guarded route reads its bearer token (naming the token it wants when it is missing)
+#: and how it checks it.
+Guard = tuple[Callable[[str | None], str], Callable[[str], Awaitable[None]]]
+
 #: The check of each (method, path) that takes a body.
-#: Guarded routes: how each reads its bearer token (naming the token it wants when it is
-#: missing) and how it checks it.
-GUARDED = {
+GUARDED: dict[tuple[str, str], Guard] = {
     ("POST", "/api/submissions"): (bearer_token, _team),
     ("POST", "/api/teams"): (admin_bearer_token, _admin),
     ("POST", "/api/competitions"): (admin_bearer_token, _admin),
 }
+#: Guarded routes whose path holds a submission id or a team name.
+GUARDED_PATTERNS: list[tuple[str, re.Pattern[str], Guard]] = [
+    ("POST", re.compile(r"/api/submissions/[^/]+/hide"), (admin_bearer_token, _admin)),
+    ("POST", re.compile(r"/api/teams/.+/disqualify"), (admin_bearer_token, _admin)),
+]
+
+
+def guard_of(method: str, path: str) -> Guard | None:
+    """The (token reader, check) of a guarded route, or None."""
+    path = path.rstrip("/")
+    guard = GUARDED.get((method, path))
+    for verb, pattern, check in GUARDED_PATTERNS if guard is None else ():
+        if verb == method and pattern.fullmatch(path):
+            return check
+    return guard
 
 
 class TokenBeforeBody:
@@ -47,7 +67,7 @@ class TokenBeforeBody:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        guard = GUARDED.get((scope["method"], scope["path"].rstrip("/"))) if scope["type"] == "http" else None
+        guard = guard_of(scope["method"], scope["path"]) if scope["type"] == "http" else None
         if guard is not None:
             read_token, check = guard
             headers = dict(scope.get("headers") or [])

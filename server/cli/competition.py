@@ -1,4 +1,5 @@
-"""``arena competition``: create a competition from a YAML bundle, list them, show one.
+"""``arena competition``: create a competition from a YAML bundle, list them, show one; the
+organiser's moderation commands (server/cli/moderation.py) join the group.
 
 A bundle is a YAML file in the shape of ``POST /api/competitions`` (docs/competition.yaml),
 whose phases' ``eval_set`` are paths relative to the bundle's folder: each set is checked to
@@ -14,12 +15,17 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from server.cli import moderation
 from server.state.config import get_settings
 
 
 @click.group()
 def competition() -> None:
-    """Create, list and show competitions."""
+    """Create, list and show competitions; hide submissions and disqualify teams."""
+
+
+for _command in moderation.COMMANDS:
+    competition.add_command(_command)
 
 
 @competition.command("create")

@@ -5,24 +5,26 @@ import click
 
 @click.command()
 def queue() -> None:
-    """The submissions running and waiting now, in the order workers take them."""
+    """The evaluations running and waiting now, in the order workers take them (each line
+    starts with its submission's id)."""
     from sqlalchemy import select
 
     from server.state.db import session_scope
-    from server.state.tables import Status, Submission, utcnow
+    from server.state.tables import Evaluation, Status, utcnow
 
     with session_scope() as session:
         rows = session.scalars(
-            select(Submission)
-            .where(Submission.status.in_([Status.RUNNING, Status.QUEUED, Status.VALIDATING]))
-            .order_by(Submission.id)  # the queue order (submissions.queued_ahead)
+            select(Evaluation)
+            .where(Evaluation.status.in_([Status.RUNNING, Status.QUEUED, Status.VALIDATING]))
+            .order_by(Evaluation.id)  # the queue order (submissions.queued_ahead)
         ).all()
         if not rows:
             click.echo("Nothing running or queued.")
             return
         now, place = utcnow(), 0
         for row in sorted(rows, key=lambda r: r.status != Status.RUNNING):
-            sigma = "" if row.sigma is None else f" σ={row.sigma:g}"
+            submission = row.submission
+            sigma = "" if submission.sigma is None else f" σ={submission.sigma:g}"
             if row.status == Status.RUNNING:
                 progress = row.progress or {}
                 since = (now - (row.started_at or now)).total_seconds()
@@ -35,4 +37,4 @@ def queue() -> None:
                 state = f"queued #{place}"
             else:
                 state = "checking the upload"
-            click.echo(f"{row.id}\t{row.team.name}\t{row.arch}{sigma}\t{state}")
+            click.echo(f"{submission.id}\t{submission.team.name}\t{submission.arch}{sigma}\t{state}")

@@ -1,4 +1,5 @@
-"""Ranking: each team's best finished submission under the configured score rule.
+"""Ranking: each team's best finished evaluation in one phase under the configured score rule
+(the phase asked for; by default the default competition's development phase).
 
 The score is computed in SQL from the stored accuracies at read time, so changing the rule
 (``ARENA_SCORE``) re-ranks every past submission consistently. Two tracks exist: the
@@ -6,8 +7,11 @@ empirical one ranks by the score rule; the certified one ranks by randomized-smo
 certified accuracy at a chosen ℓ2 radius.
 
 One query ranks the submissions and loads the winners' stored metrics (their 95% intervals
-and flags). Boards are cached per process, with their JSON, and reused while the database's
-version (newest result id, newest submission id, total of the teams' submission counters) is
+and flags). Only rankable submissions take part (``rankable``): the organiser's hidden ones
+and disqualified teams' are left out; disqualified teams are listed apart, with the reason.
+
+Boards are cached per process, with their JSON, and reused while the database's version
+(newest result id, newest submission id, total of the teams' submission counters) is
 unchanged: a read then costs one small query on indexes and the teams table, however many
 submissions there are, and no serialisation.
 """
@@ -21,8 +25,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, Select, SQLColumnExpression, cast, func, literal, select
 from sqlalchemy.orm import Session
 
-from server.state.tables import Result, Submission, Team
-from server.state.views import Flag, Leaderboard, LeaderboardRow
+from server.state.tables import Competition, Evaluation, Phase, PhaseKind, Result, Submission, Team
+from server.state.views import DisqualifiedTeam, Flag, Leaderboard, LeaderboardRow
 from worker.engine.protocol import (  # torch-free
     COLUMN_METRICS,
     HEADLINE_RADIUS,
@@ -128,12 +132,16 @@ def published(
     weights: dict[str, float],
     track: Track = Track.EMPIRICAL,
     radius: float = HEADLINE_RADIUS,
+    phase_id: int | None = None,
 ) -> Published:
-    """Every team's best submission in ``suite``, best first, baselines placed among them,
+    """Every team's best evaluation in ``suite`` in the phase ``phase_id`` (the default
+    competition's development phase when None), best first, baselines placed among them,
     with the board's JSON; from the cache while the data it shows is unchanged."""
     track = Track(track)
     radius = validate_radius(radius)
-    key = (str(session.get_bind().engine.url), suite, track, radius, tuple(sorted(weights.items())))
+    if phase_id is None:
+        phase_id = default_development_phase(session)
+    key = (str(session.get_bind().engine.url), phase_id, suite, track, radius, tuple(sorted(weights.items())))
     version = tuple(session.execute(_VERSION).one())
     cached = _CACHE.get(key, version)
     if cached is not None:
@@ -141,14 +149,25 @@ def published(
     with _CACHE.computing(key):  # concurrent readers of a changed board compute it once
         cached = _CACHE.get(key, version)
         if cached is None:
-            board = _compute(session, suite, weights, track, radius)
+            board = _compute(session, phase_id, suite, weights, track, radius)
             cached = Published(board, board.model_dump_json().encode())
             _CACHE.put(key, version, cached)
     return cached
 
 
+def default_development_phase(session: Session) -> int | None:
+    """The id of the default competition's development phase (None before it exists)."""
+    from server.state.competitions import DEFAULT_SLUG  # it imports this module
+
+    return session.scalar(
+        select(Phase.id)
+        .join(Competition, Competition.id == Phase.competition_id)
+        .where(Competition.slug == DEFAULT_SLUG, Phase.kind == PhaseKind.DEVELOPMENT)
+    )
+
+
 def _compute(
-    session: Session, suite: str, weights: dict[str, float], track: Track, radius: float
+    session: Session, phase_id: int | None, suite: str, weights: dict[str, float], track: Track, radius: float
 ) -> Leaderboard:
     certified = track == Track.CERTIFIED
     score: SQLColumnExpression[float | None]
@@ -158,7 +177,7 @@ def _compute(
     else:
         score, rule = score_expression(weights), describe_rule(weights)
         conditions = [Result.suite == suite]
-    fetched = list(session.execute(_ranking(score, conditions)))
+    fetched = list(session.execute(_ranking(score, phase_id, [*conditions, *rankable()])))
     intervals = [_intervals(row.metrics or {}) for row in fetched]
     score_intervals = [
         _certified_interval(row.metrics or {}, radius, row.score)
@@ -197,14 +216,56 @@ def _compute(
         ties_rule=TIES,
         teams=team_rank,
         rows=rows,
+        disqualified=_disqualified(session, score, phase_id, conditions),
     )
 
 
+def rankable() -> list[ColumnElement[bool]]:
+    """The conditions a submission meets to count on any board: the organiser has not
+    hidden it, nor disqualified its team (server/state/moderation.py)."""
+    disqualified = select(Team.id).where(Team.disqualified_reason.is_not(None))
+    return [Submission.hidden_reason.is_(None), Submission.team_id.not_in(disqualified)]
+
+
+def _disqualified(
+    session: Session,
+    score: SQLColumnExpression[float | None],
+    phase_id: int | None,
+    conditions: list[ColumnElement[bool]],
+) -> list[DisqualifiedTeam]:
+    """The disqualified teams this board would rank otherwise (a result it counts, not
+    hidden), by name, with the organiser's reason."""
+    on_board = (
+        select(Submission.id)
+        .join(Result, Result.submission_id == Submission.id)
+        .join(Evaluation, Evaluation.id == Result.evaluation_id)
+        .where(
+            Submission.team_id == Team.id,
+            Evaluation.phase_id == phase_id,
+            Submission.hidden_reason.is_(None),
+            *conditions,
+            score.is_not(None),
+        )
+        .exists()
+    )
+    listed = session.execute(
+        select(Team.name, Team.disqualified_reason, Team.moderated_at)
+        .where(Team.disqualified_reason.is_not(None), on_board)
+        .order_by(Team.name)
+    )
+    return [
+        DisqualifiedTeam(team=name, reason=reason, disqualified_at=moderated_at)
+        for name, reason, moderated_at in listed
+    ]
+
+
 def _ranking(
-    score: SQLColumnExpression[float | None], conditions: list[ColumnElement[bool]]
+    score: SQLColumnExpression[float | None], phase_id: int | None, conditions: list[ColumnElement[bool]]
 ) -> Select[*tuple[Any, ...]]:
-    """Each team's best result by ``score`` (ties to the earlier submission), best first,
-    with the team, its number of submissions and the stored metrics of that result."""
+    """Each team's best result in the phase by ``score`` (ties to the earlier submission),
+    best first, with the team, its number of submissions in the phase's competition and the
+    stored metrics of that result."""
+    competition = select(Phase.competition_id).where(Phase.id == phase_id).scalar_subquery()
     best = (
         select(
             Submission.id.label("submission_id"),
@@ -222,11 +283,13 @@ def _ranking(
             .label("position"),
         )
         .join(Result, Result.submission_id == Submission.id)
-        .where(*conditions, score.is_not(None))
+        .join(Evaluation, Evaluation.id == Result.evaluation_id)
+        .where(Evaluation.phase_id == phase_id, *conditions, score.is_not(None))
         .subquery()
     )
     counts = (
         select(Submission.team_id, func.count(Submission.id).label("submissions"))
+        .where(Submission.competition_id == competition)
         .group_by(Submission.team_id)
         .subquery()
     )
@@ -303,7 +366,7 @@ def score_of(results: dict[str, Any], weights: dict[str, float]) -> float | None
 
 
 # Every change a board shows moves one of these: results are only ever added, and every
-# upload or discarded upload bumps its team's counter (submissions) — no count over submissions.
+# upload, discarded upload or moderation bumps its team's counter — no count over submissions.
 _VERSION = select(
     select(func.max(Result.id)).scalar_subquery(),
     select(func.max(Submission.id)).scalar_subquery(),
@@ -314,8 +377,9 @@ _VERSION = select(
 class _BoardCache:
     """Recently computed boards, each valid for the database version it was computed at.
 
-    Results are written once and never change; a board changes only when a result is added
-    or a submission is added or removed, which moves the version. Boards are frozen models,
+    Results are written once and never change; a board changes only when a result is added,
+    a submission is added or removed, or the organiser hides or disqualifies (or undoes it),
+    which moves the version. Boards are frozen models,
     shared by every reader with their JSON.
     """
 

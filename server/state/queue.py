@@ -1,4 +1,4 @@
-"""Sending submission ids to the workers.
+"""Sending evaluation ids to the workers.
 
 The API queues by task name, so the web process never imports the worker, torch or the
 engine. Only the id travels: the worker re-reads everything else from the database.
@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from server.state.config import Settings, get_settings
 from server.state.lifecycle import mark_queued
 
+# The task's name from when submissions were the unit of work: messages already in a broker
+# carry a submission id, and the migration gave each migrated evaluation its submission's id.
 EVALUATE_TASK = "worker.tasks.evaluate_submission"
 
 
@@ -41,17 +43,17 @@ def _client(broker_url: str) -> Celery:
     return make_client(get_settings())
 
 
-def enqueue(session: Session, submission_id: int, app: Celery | None = None) -> str | None:
-    """Mark the submission queued, then send its id; returns the Celery task id.
+def enqueue(session: Session, evaluation_id: int, app: Celery | None = None) -> str | None:
+    """Mark the evaluation queued, then send its id; returns the Celery task id.
 
     The row is committed as queued (with the task id it is about to get) before the message
     leaves, so a worker that receives it at once can always claim it. Returns None, sending
-    nothing, when the submission is no longer waiting (running elsewhere, or ended). If this process dies in
+    nothing, when the evaluation is no longer waiting (running elsewhere, or ended). If this process dies in
     between, the reconciler finds the queued row missing from the broker and sends it again.
     """
     task_id = str(uuid.uuid4())
-    if not mark_queued(session=session, submission_id=submission_id, task_id=task_id):
+    if not mark_queued(session=session, evaluation_id=evaluation_id, task_id=task_id):
         return None  # a worker holds it already, or it ended
     client = app or _client(get_settings().resolved_broker_url)
-    client.send_task(EVALUATE_TASK, args=[submission_id], task_id=task_id)
+    client.send_task(EVALUATE_TASK, args=[evaluation_id], task_id=task_id)
     return task_id

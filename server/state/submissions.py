@@ -1,7 +1,9 @@
-"""A submission's row before any worker sees it, and the reads of submissions.
+"""A submission's row before any worker sees it, its evaluations, and the reads of both.
 
-``reserve_submission`` inserts it (``validating``) under the team's quota and
-``discard_submission`` removes one the upload rejected; its later state changes are in
+``reserve_submission`` inserts the upload's row with its first evaluation (``validating``,
+on the competition's development phase: that is how an upload being checked is represented)
+under the team's quota, and ``discard_submission`` removes one the upload rejected;
+``add_evaluation`` runs a submission again in another phase. Later state changes are in
 ``server.state.lifecycle``.
 """
 
@@ -10,14 +12,23 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from server.state.tables import Status, Submission, Team, utcnow
+from server.state.tables import Evaluation, Phase, PhaseKind, Status, Submission, Team, utcnow
 from server.state.teams import QuotaExceeded, check_quota
 
 
 def reserve_submission(
-    *, session: Session, team_id: int, per_day: int, max_active: int, **fields: Any
-) -> Submission:
-    """Insert a submission in ``validating`` state if the team's quota allows it.
+    *,
+    session: Session,
+    team_id: int,
+    competition_id: int,
+    phase_id: int,
+    suite: str,
+    per_day: int,
+    max_active: int,
+    **fields: Any,
+) -> Evaluation:
+    """Insert a submission and its first evaluation (``validating``) if the team's quota in
+    the competition allows it; returns the evaluation (its ``submission`` is the upload).
 
     The first statement bumps the team's counter, which takes the team's row lock (PostgreSQL)
     or the database write lock (SQLite) until commit: concurrent uploads of one team are
@@ -25,14 +36,32 @@ def reserve_submission(
     """
     _bump_counter(session, team_id)
     try:
-        check_quota(session=session, team_id=team_id, per_day=per_day, max_active=max_active)
+        check_quota(
+            session=session,
+            team_id=team_id,
+            competition_id=competition_id,
+            per_day=per_day,
+            max_active=max_active,
+        )
     except QuotaExceeded:
         session.rollback()
         raise
-    submission = Submission(team_id=team_id, status=Status.VALIDATING, **fields)
-    session.add(submission)
+    submission = Submission(team_id=team_id, competition_id=competition_id, **fields)
+    evaluation = Evaluation(submission=submission, phase_id=phase_id, suite=suite, status=Status.VALIDATING)
+    session.add_all([submission, evaluation])
     session.commit()
-    return submission
+    return evaluation
+
+
+def add_evaluation(*, session: Session, submission_id: int, phase_id: int, suite: str) -> Evaluation:
+    """A further evaluation of a stored submission (another phase, another suite version),
+    ``validating`` until ``server.state.queue.enqueue`` queues it; not charged to the team."""
+    evaluation = Evaluation(
+        submission_id=submission_id, phase_id=phase_id, suite=suite, status=Status.VALIDATING
+    )
+    session.add(evaluation)
+    session.commit()
+    return evaluation
 
 
 def discard_submission(*, session: Session, submission_id: int) -> None:
@@ -58,6 +87,21 @@ def get_submission(*, session: Session, submission_id: int) -> Submission | None
     return session.get(Submission, submission_id)
 
 
+def get_evaluation(*, session: Session, evaluation_id: int) -> Evaluation | None:
+    return session.get(Evaluation, evaluation_id)
+
+
+def development_evaluation(*, session: Session, submission_id: int) -> Evaluation | None:
+    """The evaluation a submission's API answers describe: its latest on a development phase."""
+    return session.scalar(
+        select(Evaluation)
+        .join(Phase, Phase.id == Evaluation.phase_id)
+        .where(Evaluation.submission_id == submission_id, Phase.kind == PhaseKind.DEVELOPMENT)
+        .order_by(Evaluation.id.desc())
+        .limit(1)
+    )
+
+
 def team_submissions(*, session: Session, team_id: int) -> list[Submission]:
     return list(
         session.scalars(
@@ -78,14 +122,16 @@ def recent_runs(*, session: Session, suite: str, limit: int) -> list[tuple[str, 
     """(architecture, certified, seconds from start to finish) of the latest ``limit``
     finished evaluations of ``suite``, newest first."""
     rows = session.execute(
-        select(Submission.arch, Submission.sigma, Submission.started_at, Submission.finished_at)
+        select(Submission.arch, Submission.sigma, Evaluation.started_at, Evaluation.finished_at)
+        .select_from(Evaluation)
+        .join(Submission, Submission.id == Evaluation.submission_id)
         .where(
-            Submission.status == Status.FINISHED,
-            Submission.suite == suite,
-            Submission.started_at.is_not(None),
-            Submission.finished_at.is_not(None),
+            Evaluation.status == Status.FINISHED,
+            Evaluation.suite == suite,
+            Evaluation.started_at.is_not(None),
+            Evaluation.finished_at.is_not(None),
         )
-        .order_by(Submission.finished_at.desc())
+        .order_by(Evaluation.finished_at.desc())
         .limit(limit)
     )
     return [
@@ -95,13 +141,15 @@ def recent_runs(*, session: Session, suite: str, limit: int) -> list[tuple[str, 
     ]
 
 
-def queued_ahead(*, session: Session, submission: Submission) -> list[tuple[str, bool]]:
-    """(architecture, certified) of the queued submissions before this one, in queue order;
+def queued_ahead(*, session: Session, evaluation: Evaluation) -> list[tuple[str, bool]]:
+    """(architecture, certified) of the queued evaluations before this one, in queue order;
     one more than their number is its place in the queue (1: the next a worker takes)."""
     rows = session.execute(
         select(Submission.arch, Submission.sigma)
-        .where(Submission.status == Status.QUEUED, Submission.id < submission.id)
-        .order_by(Submission.id)
+        .select_from(Evaluation)
+        .join(Submission, Submission.id == Evaluation.submission_id)
+        .where(Evaluation.status == Status.QUEUED, Evaluation.id < evaluation.id)
+        .order_by(Evaluation.id)
     )
     return [(arch, sigma is not None) for arch, sigma in rows]
 
@@ -111,10 +159,13 @@ def running_now(*, session: Session) -> list[tuple[str, bool, float]]:
     holds."""
     now = utcnow()
     rows = session.execute(
-        select(Submission.arch, Submission.sigma, Submission.started_at).where(
-            Submission.status == Status.RUNNING,
-            Submission.lease_expires > now,
-            Submission.started_at.is_not(None),
+        select(Submission.arch, Submission.sigma, Evaluation.started_at)
+        .select_from(Evaluation)
+        .join(Submission, Submission.id == Evaluation.submission_id)
+        .where(
+            Evaluation.status == Status.RUNNING,
+            Evaluation.lease_expires > now,
+            Evaluation.started_at.is_not(None),
         )
     )
     return [

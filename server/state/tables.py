@@ -1,4 +1,5 @@
-"""The tables: teams, their submissions, one result per finished submission, the workers
+"""The tables: teams, their submissions, the evaluations of each submission (one per phase
+run), one result per finished evaluation, the workers
 alive now, the throughput workers measured per network and device (for wait estimates), and
 the competitions with their phases."""
 
@@ -67,18 +68,27 @@ class Team(Base):
     is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # Bumped by every upload and every discarded upload: the UPDATE takes the team's row lock,
-    # serialising quota checks, and the total tells cached leaderboards that counts changed.
+    # Bumped by every upload, every discarded upload and every moderation of the team or its
+    # submissions: the UPDATE takes the team's row lock, serialising quota checks, and the total
+    # tells cached leaderboards that what they show changed.
     submission_counter: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by the organiser (server/state/moderation.py): a disqualified team is never ranked;
+    # the reason is public, shown beside its name under the board. NULL: in good standing.
+    disqualified_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    moderated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     submissions: Mapped[list["Submission"]] = relationship(back_populates="team")
 
 
 class Submission(Base):
+    """One uploaded checkpoint and what its team declared with it. Its evaluations (the
+    first created at upload, ``validating`` while the upload is checked) carry the state."""
+
     __tablename__ = "submissions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id"), index=True)
     arch: Mapped[str] = mapped_column(String(64))
     sigma: Mapped[float | None] = mapped_column(Float, nullable=True)
     mean: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
@@ -90,30 +100,61 @@ class Submission(Base):
     stored_name: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
+    # False: the upload does not count against the daily quota (cancelled, or the platform
+    # failed its first evaluation).
+    charged: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set by the organiser: a hidden submission counts on no board (the team's next best does);
+    # its page still says why. NULL: not hidden.
+    hidden_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    moderated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+    team: Mapped[Team] = relationship(back_populates="submissions")
+    competition: Mapped["Competition"] = relationship()
+    evaluations: Mapped[list["Evaluation"]] = relationship(
+        back_populates="submission", order_by="Evaluation.id", cascade="all, delete-orphan"
+    )
+
+
+class Evaluation(Base):
+    """One run of a submission in one phase: the unit of work a worker leases.
+
+    ``suite_version`` is NULL until the evaluation finishes: it is the version the engine
+    reports in its results (a queued evaluation runs under the suite as it is when it starts).
+    """
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phases.id"), index=True)
     suite: Mapped[str] = mapped_column(String(32))
+    suite_version: Mapped[str | None] = mapped_column(String(16), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=Status.VALIDATING, index=True)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    charged: Mapped[bool] = mapped_column(Boolean, default=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_expires: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
 
-    team: Mapped[Team] = relationship(back_populates="submissions")
-    result: Mapped["Result | None"] = relationship(back_populates="submission", uselist=False)
+    submission: Mapped[Submission] = relationship(back_populates="evaluations")
+    phase: Mapped["Phase"] = relationship()
+    result: Mapped["Result | None"] = relationship(back_populates="evaluation", uselist=False)
 
 
 class Result(Base):
     __tablename__ = "results"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # Unique: a redelivered task can never write a second result for the same submission.
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), unique=True)
+    # Unique: a redelivered task can never write a second result for the same evaluation.
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"), unique=True)
+    # The evaluation's submission, kept here so rankings and exports join one table less.
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
     suite: Mapped[str] = mapped_column(String(32), index=True)
     suite_version: Mapped[str] = mapped_column(String(16))
     natural: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -124,7 +165,7 @@ class Result(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    submission: Mapped[Submission] = relationship(back_populates="result")
+    evaluation: Mapped[Evaluation] = relationship(back_populates="result")
 
 
 class WorkerHeartbeat(Base):
@@ -139,6 +180,7 @@ class WorkerHeartbeat(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # The evaluation it holds now (the column kept its name from when submissions were leased).
     submission_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 

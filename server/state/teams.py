@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from server.state.names import name_key
 from server.state.security import hash_token, new_token
-from server.state.tables import ACTIVE_STATUSES, Submission, Team, utcnow
+from server.state.tables import ACTIVE_STATUSES, Evaluation, Submission, Team, utcnow
 
 
 def create_team(*, session: Session, name: str, baseline: bool = False) -> tuple[Team, str]:
@@ -72,27 +72,31 @@ def _day_start(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def quota_usage(*, session: Session, team_id: int) -> tuple[int, int]:
-    """(counted submissions since midnight UTC, queued or running now)."""
+def quota_usage(*, session: Session, team_id: int, competition_id: int | None = None) -> tuple[int, int]:
+    """(counted uploads since midnight UTC, uploads with an evaluation validating, queued or
+    running now), in one competition, or in all of them when ``competition_id`` is None."""
     now = utcnow()
+    where = [Submission.team_id == team_id]
+    if competition_id is not None:
+        where.append(Submission.competition_id == competition_id)
     used = session.scalar(
         select(func.count(Submission.id)).where(
-            Submission.team_id == team_id,
-            Submission.charged.is_(True),
-            Submission.created_at >= _day_start(now),
+            *where, Submission.charged.is_(True), Submission.created_at >= _day_start(now)
         )
     )
     active = session.scalar(
-        select(func.count(Submission.id)).where(
-            Submission.team_id == team_id, Submission.status.in_(ACTIVE_STATUSES)
-        )
+        select(func.count(func.distinct(Submission.id)))
+        .join(Evaluation, Evaluation.submission_id == Submission.id)
+        .where(*where, Evaluation.status.in_(ACTIVE_STATUSES))
     )
     return int(used or 0), int(active or 0)
 
 
-def check_quota(*, session: Session, team_id: int, per_day: int, max_active: int) -> None:
-    """Raise QuotaExceeded with a message a team can act on."""
-    used, active = quota_usage(session=session, team_id=team_id)
+def check_quota(
+    *, session: Session, team_id: int, competition_id: int | None, per_day: int, max_active: int
+) -> None:
+    """Raise QuotaExceeded with a message a team can act on (the competition's quota)."""
+    used, active = quota_usage(session=session, team_id=team_id, competition_id=competition_id)
     if active >= max_active:
         raise QuotaExceeded(
             f"You already have {active} submission(s) queued or running (at most {max_active}); "

@@ -61,6 +61,16 @@ class LeaderboardRow(BaseModel):
     flags: list[Flag] = []
 
 
+class DisqualifiedTeam(BaseModel):
+    """A team the organiser disqualified: listed under the board, never ranked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team: str
+    reason: str = Field(description="The organiser's public reason.")
+    disqualified_at: datetime | None = Field(None, description="UTC.")
+
+
 class Leaderboard(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -71,3 +81,8 @@ class Leaderboard(BaseModel):
     ties_rule: str = ""
     teams: int = 0
     rows: list[LeaderboardRow]
+    disqualified: list[DisqualifiedTeam] = Field(
+        default_factory=list,
+        description="Teams the organiser disqualified that would otherwise be on this board, "
+        "by name, with the public reason; never ranked.",
+    )

@@ -8,15 +8,15 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from server.state.tables import Status, Submission, Throughput, WorkerHeartbeat, utcnow
+from server.state.tables import Evaluation, Status, Throughput, WorkerHeartbeat, utcnow
 
 
 def record_worker(*, session: Session, worker_id: str, hostname: str, pid: int) -> None:
-    """Insert or refresh a worker's heartbeat, with the submission it holds now."""
+    """Insert or refresh a worker's heartbeat, with the evaluation it holds now."""
     now = utcnow()
     holding = session.scalar(
-        select(Submission.id)
-        .where(Submission.lease_owner == worker_id, Submission.status == Status.RUNNING)
+        select(Evaluation.id)
+        .where(Evaluation.lease_owner == worker_id, Evaluation.status == Status.RUNNING)
         .limit(1)
     )
     row = session.get(WorkerHeartbeat, worker_id)

@@ -20,6 +20,7 @@ from server.api.deps import NowDep, PublishedDep, SessionDep, SettingsDep, Submi
 from server.api.errors import FieldError
 from server.api.presenters import present_submission, quota_of
 from server.api.schemas import Leaderboard, SubmissionPublic
+from server.state.competitions import DEFAULT_SLUG, accepts_uploads, get_competition
 from server.state.config import Settings
 from server.state.db import new_session
 from server.state.names import team_path
@@ -171,7 +172,15 @@ def _render_leaderboard(request: Request, board: Leaderboard, settings: Settings
 
 
 @router.get("/submit", response_class=HTMLResponse)
-def submit_page(request: Request, settings: SettingsDep) -> HTMLResponse:
+def submit_page(
+    request: Request, settings: SettingsDep, session: SessionDep, now: NowDep, competition: str | None = None
+) -> HTMLResponse:
+    """The upload form, for the default competition or ``?competition=<slug>``; a closed
+    competition's form says so (with its dates) before anything is uploaded."""
+    contest = get_competition(session, competition or DEFAULT_SLUG)
+    if contest is None:
+        raise FieldError(404, f"Unknown competition {competition!r}.", "competition")
+    open_now, message = accepts_uploads(contest, now)
     return templates.TemplateResponse(
         request,
         "submit.html",
@@ -179,6 +188,8 @@ def submit_page(request: Request, settings: SettingsDep) -> HTMLResponse:
             "architectures": list(CATALOG.values()),
             "max_upload_mb": settings.max_upload_mb,
             "normalisations": [NORMALISATIONS[n] for n in FORM_NORMALISATIONS],
+            "competition": None if contest.slug == DEFAULT_SLUG else contest,
+            "closed": None if open_now else message,
             **_rule(settings),
         },
     )
@@ -214,7 +225,7 @@ def _outcome(
     ]
     curves = None
     if isinstance(results.get("smoothing"), dict):
-        curves = charts.radius_curves(_sigma_series(session, submission, results["smoothing"]))
+        curves = charts.radius_curves(_sigma_series(session, submission, view.suite, results["smoothing"]))
     return {
         "submission": view,
         "owner": owner,
@@ -227,7 +238,7 @@ def _outcome(
 
 
 def _sigma_series(
-    session: Session, submission: Submission, smoothing: dict[str, Any]
+    session: Session, submission: Submission, suite: str, smoothing: dict[str, Any]
 ) -> list[tuple[str, dict[str, float], bool]]:
     """This submission's certified curve, and the team's best certified one per other σ."""
     sigma = submission.sigma or (smoothing.get("params") or {}).get("sigma") or 0.0
@@ -244,7 +255,7 @@ def _sigma_series(
         .where(
             Submission.team_id == submission.team_id,
             Submission.id != submission.id,
-            Result.suite == submission.suite,
+            Result.suite == suite,
             Result.smoothing.is_not(None),
             Submission.sigma.is_not(None),
             Submission.sigma != submission.sigma,

@@ -18,8 +18,8 @@ from server.api.intake import Upload, take_in
 from server.main import create_app
 from server.state.config import get_settings
 from server.state.db import session_scope
-from server.state.lifecycle import fail_submission
-from server.state.submissions import stored_names
+from server.state.lifecycle import fail_evaluation
+from server.state.submissions import development_evaluation, stored_names
 from server.state.tables import Status, Submission
 from server.state.teams import quota_usage
 from tests.conftest import ADMIN_TOKEN, make_checkpoint
@@ -98,7 +98,7 @@ def test_an_upload_held_mid_stream_blocks_no_other_team(client, tmp_path):
         thread.join()
     assert "error" not in outcome, outcome
     with session_scope() as session:
-        slow = session.get(Submission, outcome["id"])
+        slow = development_evaluation(session=session, submission_id=outcome["id"])
         assert slow is not None and slow.status == Status.QUEUED
 
 
@@ -168,7 +168,8 @@ def test_sweep_deletes_old_orphans_only(client, tmp_path):
         assert submission is not None
         kept = settings.upload_dir / submission.stored_name
         # A finished or failed submission's file is read again (final runs, rejudging).
-        fail_submission(session=session, submission_id=submission.id, owner=None, error="x", charged=False)
+        evaluation = development_evaluation(session=session, submission_id=submission.id)
+        fail_evaluation(session=session, evaluation_id=evaluation.id, owner=None, error="x", charged=False)
     orphan = settings.upload_dir / "0123456789abcdef0123456789abcdef.pth"
     in_progress = settings.upload_dir / "fedcba9876543210fedcba9876543210.pt2"
     orphan.write_bytes(b"left by a killed API process")

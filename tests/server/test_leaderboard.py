@@ -9,13 +9,16 @@ from server.main import create_app
 from server.state.db import session_scope
 from server.state.leaderboard import describe_rule, published
 from server.state.submissions import discard_submission, reserve_submission
-from server.state.tables import Result, Status, Submission, utcnow
+from server.state.tables import Status, utcnow
 from server.state.teams import create_team
+from tests.server.rows import add_evaluated, default_target
 
 
 def add_finished(session, team_id: int, natural: float, linf: float, l2: float, minutes_ago: int):
     created = utcnow() - timedelta(minutes=minutes_ago)
-    submission = Submission(
+    metrics = {"natural": natural, "fgsm": linf, "pgd_linf": linf, "pgd_l2": l2}
+    submission = add_evaluated(
+        session,
         team_id=team_id,
         arch="lenet",
         stored_name="x.pth",
@@ -24,18 +27,7 @@ def add_finished(session, team_id: int, natural: float, linf: float, l2: float, 
         suite="smoke",
         status=Status.FINISHED,
         created_at=created,
-    )
-    session.add(submission)
-    session.flush()
-    metrics = {"natural": natural, "fgsm": linf, "pgd_linf": linf, "pgd_l2": l2}
-    session.add(
-        Result(
-            submission_id=submission.id,
-            suite="smoke",
-            suite_version="1",
-            metrics={k: {"accuracy": v} for k, v in metrics.items()},
-            **metrics,
-        )
+        metrics={"suite": {"name": "smoke"}} | {k: {"accuracy": v} for k, v in metrics.items()},
     )
     session.commit()
     return submission.id
@@ -122,6 +114,7 @@ def test_cached_board_follows_uploads_discards_and_results(settings_env):
             reserve_submission(
                 session=session,
                 team_id=ada.id,
+                **default_target(session),
                 per_day=10,
                 max_active=5,
                 arch="lenet",
@@ -129,7 +122,7 @@ def test_cached_board_follows_uploads_discards_and_results(settings_env):
                 sha256="1" * 64,
                 size_bytes=1,
                 suite="smoke",
-            ).id
+            ).submission_id
             for n in range(2)
         ]
     assert board().rows[0].submissions == 3

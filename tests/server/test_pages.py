@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from server.main import create_app
 from server.state.db import session_scope
 from server.state.leaderboard import published
-from server.state.tables import Result, Status, Submission, utcnow
+from server.state.tables import Status, utcnow
 from server.state.teams import create_team
 from server.web import charts, pages
+from tests.server.rows import add_evaluated
 from worker.engine.protocol import COLUMN_METRICS, METRICS, clopper_pearson
 
 RADII = ("0.0", "0.25", "0.5", "0.75", "1.0", "1.25", "1.5")
@@ -73,7 +74,8 @@ def add_submission(
     arch="lenet",
     **fields,
 ) -> int:
-    submission = Submission(
+    submission = add_evaluated(
+        session,
         team_id=team.id,
         arch=arch,
         stored_name="x.pth",
@@ -83,21 +85,9 @@ def add_submission(
         status=status,
         sigma=sigma,
         created_at=utcnow() - timedelta(minutes=minutes_ago),
+        metrics=metrics,
         **fields,
     )
-    session.add(submission)
-    session.flush()
-    if metrics is not None:
-        columns = {k: (metrics.get(k) or {}).get("accuracy") for k in COLUMN_METRICS}
-        session.add(
-            Result(
-                submission_id=submission.id,
-                suite=metrics["suite"]["name"],
-                suite_version="1",
-                metrics=metrics,
-                **columns,
-            )
-        )
     session.commit()
     return submission.id
 

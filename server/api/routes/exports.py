@@ -46,7 +46,8 @@ def leaderboard_json(board: BoardDep) -> JSONResponse:
 
 @router.get("/leaderboard.csv", response_class=Response)
 def leaderboard_csv(board: BoardDep) -> Response:
-    """The leaderboard as CSV: one row per entry, accuracies as fractions with 95% intervals."""
+    """The leaderboard as CSV: one row per entry, accuracies as fractions with 95% intervals;
+    then one row per disqualified team, without rank or figures, with the organiser's reason."""
     return Response(
         leaderboard_table(board),
         media_type="text/csv; charset=utf-8",
@@ -70,7 +71,7 @@ def leaderboard_table(board: Leaderboard) -> str:
     ]
     for name in COLUMN_METRICS:
         header += [name, f"{name}_ci95_low", f"{name}_ci95_high"]
-    header += ["sigma", "submissions", "submitted_at", "flags"]
+    header += ["sigma", "submissions", "submitted_at", "flags", "disqualified_reason"]
     writer.writerow(header)
     for row in board.rows:
         score_ci = row.score_ci95 or ("", "")
@@ -92,7 +93,13 @@ def leaderboard_table(board: Leaderboard) -> str:
             row.submissions,
             row.submitted_at.isoformat(),
             ";".join(f.code for f in row.flags),
+            "",
         ]
+        writer.writerow([neutralise(cell) for cell in line])
+    for entry in board.disqualified:
+        line = [""] * len(header)
+        line[header.index("team")] = entry.team
+        line[-1] = entry.reason
         writer.writerow([neutralise(cell) for cell in line])
     return out.getvalue()
 

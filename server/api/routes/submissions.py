@@ -4,6 +4,7 @@ The upload itself is taken in by ``server/api/intake.py``; the team's token was 
 before the body was read (``server/api/upload_gate.py``).
 """
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
@@ -11,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import (
     CurrentTeam,
+    NowDep,
     SessionDep,
     SettingsDep,
     SubmissionId,
@@ -20,12 +22,13 @@ from server.api.deps import (
     owned_submission,
 )
 from server.api.errors import FieldError
-from server.api.intake import Upload, take_in
+from server.api.intake import Destination, Upload, destination, take_in
 from server.api.presenters import present_submission, quota_of
 from server.api.schemas import SubmissionList, SubmissionPublic
 from server.state import lifecycle
+from server.state.config import Settings
 from server.state.db import new_session
-from server.state.submissions import get_submission, team_submissions
+from server.state.submissions import development_evaluation, get_submission, team_submissions
 
 router = APIRouter(prefix="/api/submissions", tags=["submissions"])
 
@@ -34,6 +37,7 @@ router = APIRouter(prefix="/api/submissions", tags=["submissions"])
 async def create_submission(  # noqa: PLR0913 - one parameter per field of the multipart form
     settings: SettingsDep,
     team_id: UploaderDep,
+    now: NowDep,
     checkpoint: Annotated[UploadFile | None, File(description="The checkpoint file.")] = None,
     arch: Annotated[str | None, Form(description="Zoo architecture name, or 'auto'.")] = None,
     sigma: Annotated[str | None, Form(description="Noise level σ for certification.")] = None,
@@ -48,12 +52,17 @@ async def create_submission(  # noqa: PLR0913 - one parameter per field of the m
             "declaration; 'as-declared': keep mean/std (or the architecture's default) as given."
         ),
     ] = None,
+    competition: Annotated[
+        str | None, Form(description="The competition's slug; the default competition if absent.")
+    ] = None,
 ) -> SubmissionPublic:
-    """Upload a checkpoint; it is checked, then queued for evaluation (202)."""
+    """Upload a checkpoint; it is checked, then queued for evaluation (202) in the
+    competition's development phase (409, with its dates, while that phase is not open)."""
     if checkpoint is None:
         raise FieldError(
             422, "No checkpoint file: attach it as the multipart field 'checkpoint'.", "checkpoint"
         )
+    target = await run_in_threadpool(_destination, settings, competition, now)
     upload = Upload(
         file=checkpoint.file,
         filename=checkpoint.filename or "",
@@ -64,8 +73,13 @@ async def create_submission(  # noqa: PLR0913 - one parameter per field of the m
         normalisation=normalisation,
         description=description,
     )
-    submission_id = await take_in(upload, team_id=team_id, settings=settings)
+    submission_id = await take_in(upload, team_id=team_id, settings=settings, target=target)
     return await run_in_threadpool(_present_accepted, submission_id)
+
+
+def _destination(settings: Settings, slug: str | None, now: datetime) -> Destination:
+    with new_session(write=False) as session:
+        return destination(session, settings, slug, now)
 
 
 def _present_accepted(submission_id: int) -> SubmissionPublic:
@@ -106,12 +120,13 @@ def read_submission(
 def cancel_submission(
     submission_id: SubmissionId, session: WriteSessionDep, team: CurrentTeam
 ) -> SubmissionPublic:
-    """Cancel one of your own submissions that has not started running; it is not charged."""
+    """Cancel one of your own submissions that has not started running; it is not charged.
+    (Its development evaluation is cancelled; the upload's charge goes with it.)"""
     submission = owned_submission(session, submission_id, team)
-    if not lifecycle.cancel_submission(session=session, submission_id=submission_id):
-        raise FieldError(
-            409,
-            f"Submission {submission_id} is {submission.status}; only a queued one can be cancelled.",
-        )
+    evaluation = development_evaluation(session=session, submission_id=submission_id)
+    if evaluation is None or not lifecycle.cancel_evaluation(session=session, evaluation_id=evaluation.id):
+        status = evaluation.status if evaluation is not None else "missing"
+        raise FieldError(409, f"Submission {submission_id} is {status}; only a queued one can be cancelled.")
     session.refresh(submission)
+    session.refresh(evaluation)
     return present_submission(session, submission, owner=True)

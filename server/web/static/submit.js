@@ -113,6 +113,8 @@
       if (value) data.append(f, value);
     });
     if (insist.checked) data.append("normalisation", "as-declared");
+    const competition = form.elements.competition;
+    if (competition && competition.value) data.append("competition", competition.value);
     const file = form.elements.checkpoint.files[0];
     data.append("checkpoint", file);
     button.disabled = true;
