@@ -150,7 +150,7 @@ def test_an_empty_batch_or_a_bad_sigma_is_refused():
 def test_declared_stage_order_is_the_order_the_engine_reports(suite_name, sigma):
     """The runner announces the protocol's stages before the child starts; the page marks
     earlier stages done from them, so they must be what the engine really runs, in order."""
-    from server.state.tables import Submission
+    from server.state.tables import Evaluation, Submission
     from worker.runner import stages_for
 
     model, images, labels = linear_problem(n=2, confidence=1.0)
@@ -174,15 +174,16 @@ def test_declared_stage_order_is_the_order_the_engine_reports(suite_name, sigma)
 
     evaluate(model, images, labels, suite, sigma=sigma, seed=0, progress=progress)
     assert seen == engine_stages(suite, certify=sigma is not None)
-    assert stages_for(Submission(suite=suite_name, sigma=sigma)) == [NORMALISATION, *seen]
+    evaluation = Evaluation(suite=suite_name, submission=Submission(sigma=sigma))
+    assert stages_for(evaluation) == [NORMALISATION, *seen]
 
 
 def test_the_runner_announces_smoothing_before_autoattack():
-    from server.state.tables import Submission
+    from server.state.tables import Evaluation, Submission
     from worker.runner import stages_for
 
-    submission = Submission(suite="robustbench", sigma=0.25)
-    assert stages_for(submission) == [
+    evaluation = Evaluation(suite="robustbench", submission=Submission(sigma=0.25))
+    assert stages_for(evaluation) == [
         "normalisation",
         "natural",
         "fgsm",
