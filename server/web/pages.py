@@ -164,7 +164,13 @@ def _render_leaderboard(request: Request, board: Leaderboard, settings: Settings
     return templates.TemplateResponse(
         request,
         "leaderboard.html",
-        {"board": board, "suites": suites, "radii": RADII, "columns": BOARD_COLUMNS},
+        {
+            "board": board,
+            "suites": suites,
+            "radii": RADII,
+            "columns": BOARD_COLUMNS,
+            "suite_version": SUITES[board.suite].version if board.suite in SUITES else None,
+        },
     ).body
 
 
