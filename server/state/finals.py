@@ -18,7 +18,7 @@ from datetime import datetime
 
 from celery import Celery
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from server.state.competitions import current_phase, iso_utc
 from server.state.config import parse_score
@@ -177,6 +177,7 @@ def _lock_team(session: Session, team_id: int) -> None:
 def competitions_due(session: Session, now: datetime) -> list[Competition]:
     """Competitions whose final phase should start now and has not: a cheap query each
     reconciler round makes."""
+    final = aliased(Phase)
     due = (
         select(Competition)
         .join(Phase, Phase.competition_id == Competition.id)
@@ -185,8 +186,8 @@ def competitions_due(session: Session, now: datetime) -> list[Competition]:
             Phase.kind == PhaseKind.DEVELOPMENT,
             Phase.ends_at.is_not(None),
             Phase.ends_at <= now,
-            select(Phase.id)
-            .where(Phase.competition_id == Competition.id, Phase.kind == PhaseKind.FINAL)
+            select(final.id)
+            .where(final.competition_id == Competition.id, final.kind == PhaseKind.FINAL)
             .exists(),
         )
     )
@@ -281,6 +282,8 @@ def final_evaluations(session: Session, competition: Competition) -> list[Evalua
 def publish(session: Session, competition: Competition, now: datetime) -> Competition:
     """Publish the final results (set ``published_at`` once; again changes nothing) and
     commit. FinalsError before the development phase has ended."""
+    if competition.published_at is not None:
+        return competition
     development = development_phase(competition)
     if not development_ended(competition, now):
         end = development.ends_at if development is not None else None
@@ -289,14 +292,13 @@ def publish(session: Session, competition: Competition, now: datetime) -> Compet
             f"The competition {competition.slug!r} cannot be published before its development "
             f"phase ends{until}."
         )
-    if competition.published_at is None:
-        session.execute(
-            update(Competition)
-            .where(Competition.id == competition.id, Competition.published_at.is_(None))
-            .values(published_at=now)
-        )
-        session.commit()
-        session.refresh(competition)
+    session.execute(
+        update(Competition)
+        .where(Competition.id == competition.id, Competition.published_at.is_(None))
+        .values(published_at=now)
+    )
+    session.commit()
+    session.refresh(competition)
     return competition
 
 
