@@ -40,7 +40,8 @@ from worker.engine.protocol import SUITES  # torch-free
 
 
 class FinalsError(ValueError):
-    """A request the competition's state refuses now (HTTP 409); the message says why."""
+    """A request the competition's state refuses (HTTP 409; a rerun of an unknown phase: 404);
+    the message says why."""
 
 
 @dataclass(frozen=True)
