@@ -4,7 +4,9 @@ Every ``reconcile_seconds`` it requeues evaluations whose lease expired (their w
 evaluations queued in the database but absent from the broker (a flushed Redis), and
 evaluations left ``validating`` by an API process that stopped mid-upload. Duplicated
 messages are harmless: the lease lets exactly one worker run an evaluation. It also deletes
-stored upload files that no submission refers to (an API process killed mid-upload).
+stored upload files that no submission refers to (an API process killed mid-upload), and
+starts the final phase of each competition whose development phase has ended (once, whichever
+worker gets there first).
 """
 
 import logging
@@ -15,10 +17,11 @@ from celery import Celery
 
 from server.state.config import Settings, get_settings
 from server.state.db import session_scope
+from server.state.finals import competitions_due, start_final_phase
 from server.state.lifecycle import expired_leases, requeue_expired, stale_evaluations
 from server.state.queue import enqueue
 from server.state.submissions import stored_names
-from server.state.tables import Status
+from server.state.tables import Competition, Status, utcnow
 from worker.broker_contents import waiting_task_ids
 from worker.periodic import Periodic
 
@@ -59,9 +62,32 @@ def sweep_uploads(settings: Settings) -> list[Path]:
     return swept
 
 
+def start_due_finals(app: Celery) -> list[int]:
+    """Start the final phase of every competition whose development phase has ended; returns
+    the final evaluations this worker created (none when another one started them first)."""
+    started: list[int] = []
+    now = utcnow()
+    with session_scope() as session:
+        due = [competition.id for competition in competitions_due(session, now)]
+    for competition_id in due:
+        with session_scope() as session:
+            competition = session.get(Competition, competition_id)
+            if competition is None:
+                continue
+            created = start_final_phase(session, competition, now, app=app)
+        if created:
+            log.warning("competition %s: final phase started, %d evaluations", competition_id, len(created))
+        started += created
+    return started
+
+
 def reconcile_once(app: Celery, settings: Settings) -> list[int]:
     """One pass; returns the ids it requeued."""
     requeued: list[int] = []
+    try:
+        start_due_finals(app)
+    except Exception:  # the other duties of the pass still run
+        log.exception("starting a final phase failed")
     with session_scope() as session:
         expired = [e.id for e in expired_leases(session=session)]
         validating = [

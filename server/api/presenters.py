@@ -59,6 +59,7 @@ def present_submission(
         score=score_of(results, settings.score_weights()) if results else None,
         error=error,
         hidden_reason=submission.hidden_reason,
+        final=owner and submission.final_selected_at is not None,
         attempts=evaluation.attempts,
         created_at=submission.created_at,
         started_at=evaluation.started_at,

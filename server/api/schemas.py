@@ -72,10 +72,37 @@ class SubmissionPublic(BaseModel):
         None,
         description="Why the organiser hid this submission from the boards (public); null when it counts.",
     )
+    final: bool = Field(
+        False,
+        description="Selected by its team for the competition's final phase (shown to the owning "
+        "team only; false for anyone else).",
+    )
     attempts: int
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class FinalSelection(BaseModel):
+    id: int = Field(description="The submission's id.")
+    final: bool = Field(description="Whether it is selected for the final phase now.")
+    selected: int = Field(description="How many of the team's submissions in the competition are selected.")
+    allowed: int = Field(description="The competition's limit of final selections per team.")
+
+
+class RerunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phase: str | None = Field(None, max_length=64, description="The phase's name; every phase if absent.")
+
+
+class RerunQueued(BaseModel):
+    slug: str
+    suite: str
+    suite_version: str | None = Field(description="The suite's current version the reruns evaluate under.")
+    queued: int = Field(
+        description="Evaluations queued: submissions whose latest result ran an older version."
+    )
 
 
 class ModerationReason(BaseModel):

@@ -47,6 +47,7 @@ GUARDED: dict[tuple[str, str], Guard] = {
 GUARDED_PATTERNS: list[tuple[str, re.Pattern[str], Guard]] = [
     ("POST", re.compile(r"/api/submissions/[^/]+/hide"), (admin_bearer_token, _admin)),
     ("POST", re.compile(r"/api/teams/.+/disqualify"), (admin_bearer_token, _admin)),
+    ("POST", re.compile(r"/api/competitions/[^/]+/(publish|rerun)"), (admin_bearer_token, _admin)),
 ]
 
 

@@ -1,5 +1,6 @@
 """``arena competition``: create a competition from a YAML bundle, list them, show one; the
-organiser's moderation commands (server/cli/moderation.py) join the group.
+organiser's moderation commands (server/cli/moderation.py) and end-of-competition commands
+(publish, finals, rerun: server/cli/finals.py) join the group.
 
 A bundle is a YAML file in the shape of ``POST /api/competitions`` (docs/competition.yaml),
 whose phases' ``eval_set`` are paths relative to the bundle's folder: each set is checked to
@@ -15,16 +16,17 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from server.cli import moderation
+from server.cli import finals, moderation
 from server.state.config import get_settings
 
 
 @click.group()
 def competition() -> None:
-    """Create, list and show competitions; hide submissions and disqualify teams."""
+    """Create, list and show competitions; hide submissions and disqualify teams; publish,
+    follow and rejudge final results."""
 
 
-for _command in moderation.COMMANDS:
+for _command in [*moderation.COMMANDS, *finals.COMMANDS]:
     competition.add_command(_command)
 
 

@@ -22,10 +22,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, SQLColumnExpression, cast, func, literal, select
+from sqlalchemy import ColumnElement, Float, Select, SQLColumnExpression, cast, func, literal, select, true
 from sqlalchemy.orm import Session
 
-from server.state.tables import Competition, Evaluation, Phase, PhaseKind, Result, Submission, Team
+from server.state.tables import (
+    ACTIVE_STATUSES,
+    Competition,
+    Evaluation,
+    Phase,
+    PhaseKind,
+    Result,
+    Submission,
+    Team,
+)
 from server.state.views import DisqualifiedTeam, Flag, Leaderboard, LeaderboardRow
 from worker.engine.protocol import (  # torch-free
     COLUMN_METRICS,
@@ -173,10 +182,10 @@ def _compute(
     score: SQLColumnExpression[float | None]
     if certified:
         score, rule = certified_expression(radius), describe_certified(radius)
-        conditions = [Result.suite == suite, Result.smoothing.is_not(None)]
+        conditions = [Result.suite == suite, current_version(suite), Result.smoothing.is_not(None)]
     else:
         score, rule = score_expression(weights), describe_rule(weights)
-        conditions = [Result.suite == suite]
+        conditions = [Result.suite == suite, current_version(suite)]
     fetched = list(session.execute(_ranking(score, phase_id, [*conditions, *rankable()])))
     intervals = [_intervals(row.metrics or {}) for row in fetched]
     score_intervals = [
@@ -217,6 +226,7 @@ def _compute(
         teams=team_rank,
         rows=rows,
         disqualified=_disqualified(session, score, phase_id, conditions),
+        rejudging=rejudging_count(session, phase_id, suite),
     )
 
 
@@ -225,6 +235,38 @@ def rankable() -> list[ColumnElement[bool]]:
     hidden it, nor disqualified its team (server/state/moderation.py)."""
     disqualified = select(Team.id).where(Team.disqualified_reason.is_not(None))
     return [Submission.hidden_reason.is_(None), Submission.team_id.not_in(disqualified)]
+
+
+def current_version(suite: str) -> ColumnElement[bool]:
+    """The condition a result meets to be ranked: computed under the engine's current version
+    of ``suite`` (results of older versions stay stored, and are rejudged). A suite the engine
+    no longer defines has no current version: its boards rank what they hold."""
+    known = SUITES.get(suite)
+    return Result.suite_version == known.version if known is not None else true()
+
+
+def rejudging_count(session: Session, phase_id: int | None, suite: str) -> int:
+    """How many submissions are being re-evaluated in the phase: an evaluation of theirs
+    waits or runs there while they hold a result of an older version of ``suite``."""
+    known = SUITES.get(suite)
+    if known is None or phase_id is None:
+        return 0
+    older = (
+        select(Result.submission_id)
+        .join(Evaluation, Evaluation.id == Result.evaluation_id)
+        .where(Evaluation.phase_id == phase_id, Result.suite == suite, Result.suite_version != known.version)
+    )
+    return (
+        session.scalar(
+            select(func.count(func.distinct(Evaluation.submission_id))).where(
+                Evaluation.phase_id == phase_id,
+                Evaluation.suite == suite,
+                Evaluation.status.in_(ACTIVE_STATUSES),
+                Evaluation.submission_id.in_(older),
+            )
+        )
+        or 0
+    )
 
 
 def _disqualified(

@@ -107,6 +107,10 @@ class Submission(Base):
     # its page still says why. NULL: not hidden.
     hidden_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     moderated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Set while the team selects this submission for its competition's final phase
+    # (server/state/finals.py); NULL: not selected. A column, not a table: a selection is one
+    # flag of one submission, and the per-team limit is a count over it.
+    final_selected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
     team: Mapped[Team] = relationship(back_populates="submissions")
@@ -222,6 +226,9 @@ class Competition(Base):
     final_selections: Mapped[int] = mapped_column(Integer, default=2)
     reveal_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When the final phase's evaluations were created (server/state/finals.py); set once, by
+    # a conditional UPDATE, so of two reconcilers only one starts it. NULL: not started.
+    finals_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     submissions_per_day: Mapped[int] = mapped_column(Integer)
     max_active_per_team: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -86,3 +86,8 @@ class Leaderboard(BaseModel):
         description="Teams the organiser disqualified that would otherwise be on this board, "
         "by name, with the public reason; never ranked.",
     )
+    rejudging: int = Field(
+        0,
+        description="Submissions being re-evaluated under the suite's current version; until "
+        "they finish, only results of that version are ranked.",
+    )

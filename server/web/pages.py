@@ -8,25 +8,34 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Header, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from models.architectures.catalog import CATALOG, NORMALISATIONS
-from server.api.deps import NowDep, PublishedDep, SessionDep, SettingsDep, SubmissionId, is_owner
+from server.api.deps import (
+    NowDep,
+    PublishedDep,
+    SessionDep,
+    SettingsDep,
+    SubmissionId,
+    WriteSessionDep,
+    is_owner,
+)
 from server.api.errors import FieldError
 from server.api.presenters import present_submission, quota_of
 from server.api.schemas import Leaderboard, SubmissionPublic
+from server.state import finals
 from server.state.competitions import DEFAULT_SLUG, accepts_uploads, get_competition
 from server.state.config import Settings
 from server.state.db import new_session
 from server.state.names import team_path
 from server.state.submissions import get_submission, team_submissions
-from server.state.tables import Result, Submission
-from server.state.teams import team_by_name
+from server.state.tables import Result, Status, Submission
+from server.state.teams import team_by_name, team_by_token
 from server.web import charts
 from server.web.badges import badges, distinct_badges
 from worker.engine.protocol import (  # torch-free
@@ -124,7 +133,7 @@ templates.env.filters.update(pct=pct, interval=interval, when=when, team_path=te
 templates.env.globals.update(stage_labels=STAGE_LABELS, distinct_badges=distinct_badges)
 
 
-ERROR_TITLES = {404: "Not found", 422: "Cannot show this page", 403: "Not allowed"}
+ERROR_TITLES = {404: "Not found", 422: "Cannot show this page", 403: "Not allowed", 409: "Not possible now"}
 
 
 def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
@@ -166,7 +175,13 @@ def _render_leaderboard(request: Request, board: Leaderboard, settings: Settings
         templates.TemplateResponse(
             request,
             "leaderboard.html",
-            {"board": board, "suites": suites, "radii": RADII, "columns": BOARD_COLUMNS},
+            {
+                "board": board,
+                "suites": suites,
+                "radii": RADII,
+                "columns": BOARD_COLUMNS,
+                "suite_version": SUITES[board.suite].version if board.suite in SUITES else None,
+            },
         ).body
     )
 
@@ -301,17 +316,77 @@ def submission_outcome(
 
 
 @router.get("/teams/{name:path}", response_class=HTMLResponse)
-def team_page(request: Request, name: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+def team_page(
+    request: Request,
+    name: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    final: int | None = None,
+    selected: bool | None = None,
+) -> HTMLResponse:
+    """A team's submissions; while a competition's development phase is open, each eligible one
+    has a form that selects it for the final phase (or withdraws it) with the team's token.
+    ``final`` and ``selected`` name the change just made (the form redirects back here)."""
     # Team names are printable text (routes/teams.py): nothing else needs a database lookup.
     team = team_by_name(session=session, name=name) if name.isprintable() else None
     if team is None:
         raise FieldError(404, f"Team {name!r} not found.")
-    submissions = [
-        present_submission(session, s, owner=False, settings=settings)
-        for s in team_submissions(session=session, team_id=team.id)
-    ]
+    rows = team_submissions(session=session, team_id=team.id)
+    submissions = [present_submission(session, s, owner=False, settings=settings) for s in rows]
+    changed = {"id": final, "selected": selected} if final is not None and selected is not None else None
     return templates.TemplateResponse(
         request,
         "team.html",
-        {"team": team, "submissions": submissions, "quota": quota_of(session, settings, team)},
+        {
+            "team": team,
+            "submissions": submissions,
+            "quota": quota_of(session, settings, team),
+            "selectable": _selectable(rows, submissions, now),
+            "changed": changed,
+        },
     )
+
+
+def _selectable(rows: list[Submission], views: list[SubmissionPublic], now: datetime) -> dict[int, int]:
+    """Submission id → its competition's final selection limit, for each submission a team
+    may select for a final phase now (its competition's development phase open, the
+    submission neither hidden nor failed nor cancelled)."""
+    selectable = {}
+    for row, view in zip(rows, views, strict=True):
+        competition = row.competition
+        if finals.selection_window_error(competition, now) is not None or view.hidden_reason:
+            continue
+        if view.status not in (Status.FAILED, Status.CANCELLED):
+            selectable[row.id] = competition.final_selections
+    return selectable
+
+
+@router.post("/submissions/{submission_id}/final", response_class=HTMLResponse, response_model=None)
+def final_form(
+    request: Request,
+    submission_id: SubmissionId,
+    session: WriteSessionDep,
+    now: NowDep,
+    token: Annotated[str, Form(max_length=200)] = "",
+    final: Annotated[str, Form(max_length=16)] = "",
+) -> HTMLResponse | RedirectResponse:
+    """The team page's selection form without JavaScript: the token comes in the body (never
+    in an address), ``final`` is ``select`` or ``unselect``; back to the team page on success,
+    an error page saying why otherwise."""
+    if final not in ("select", "unselect"):
+        return error_page(request, 422, "Choose whether to select or unselect the submission.")
+    team = team_by_token(session=session, token=token.strip()) if token.strip() else None
+    if team is None:
+        return error_page(request, 403, "Invalid or revoked team token: enter your team's token.")
+    submission = get_submission(session=session, submission_id=submission_id)
+    if submission is None or submission.team_id != team.id:
+        return error_page(request, 404, f"Submission {submission_id} not found.")
+    change = finals.select_final if final == "select" else finals.unselect_final
+    try:
+        selection = change(session, submission, now)
+    except finals.FinalsError as error:
+        return error_page(request, 409, str(error))
+    selected = "true" if selection.final else "false"
+    address = f"{team_path(team.name)}?final={submission_id}&selected={selected}"
+    return RedirectResponse(address, status_code=303)

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from server.state.competitions import DEFAULT_SLUG, get_competition
 from server.state.tables import Evaluation, Phase, PhaseKind, Result, Submission
-from worker.engine.protocol import COLUMN_METRICS
+from worker.engine.protocol import COLUMN_METRICS, SUITES
 
 
 def default_target(session: Session) -> dict[str, int]:
@@ -64,14 +64,22 @@ def add_evaluated(
     return submission
 
 
-def add_result(session: Session, evaluation: Evaluation, metrics: dict[str, Any]) -> Result:
-    """The result row of ``evaluation``, with the accuracies in ``metrics`` as its columns."""
+def add_result(
+    session: Session, evaluation: Evaluation, metrics: dict[str, Any], suite_version: str | None = None
+) -> Result:
+    """The result row of ``evaluation``, with the accuracies in ``metrics`` as its columns,
+    computed under ``suite_version`` (by default the suite's current version, as the engine
+    writes it)."""
     columns = {k: (metrics.get(k) or {}).get("accuracy") for k in COLUMN_METRICS}
+    suite = metrics["suite"]["name"]
+    if suite_version is None:
+        suite_version = SUITES[suite].version if suite in SUITES else "1"
+    evaluation.suite_version = suite_version
     result = Result(
         evaluation_id=evaluation.id,
         submission_id=evaluation.submission_id,
-        suite=metrics["suite"]["name"],
-        suite_version="1",
+        suite=suite,
+        suite_version=suite_version,
         metrics=metrics,
         **columns,
     )

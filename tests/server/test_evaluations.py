@@ -21,6 +21,10 @@ from server.state.tables import Evaluation, PhaseKind, Status, Submission
 from server.state.teams import create_team
 from tests.conftest import ADMIN_TOKEN, make_checkpoint, make_eval_set
 from tests.server.rows import add_evaluated
+from worker.engine.protocol import SUITES
+
+#: The version the engine reports for the smoke suite now (boards rank only its results).
+SMOKE_VERSION = SUITES["smoke"].version
 
 START = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
 END = START + timedelta(days=14)
@@ -140,7 +144,7 @@ def test_an_upload_in_the_window_goes_to_that_development_phase_under_its_quota(
 def _finish(session, evaluation_id: int, natural: float) -> None:
     mark_queued(session=session, evaluation_id=evaluation_id, task_id=f"t{evaluation_id}")
     assert claim_evaluation(session=session, evaluation_id=evaluation_id, owner="w", lease_seconds=60)
-    results = {"suite": {"name": "smoke", "version": "7"}, "natural": {"accuracy": natural}}
+    results = {"suite": {"name": "smoke", "version": SMOKE_VERSION}, "natural": {"accuracy": natural}}
     assert finish_evaluation(session=session, evaluation_id=evaluation_id, owner="w", results=results)
 
 
@@ -166,9 +170,9 @@ def test_a_second_evaluation_leaves_the_answers_alone_and_each_board_ranks_its_p
     assert while_running["status"] == "finished" and while_running["results"]["natural"]["accuracy"] == 0.6
 
     with session_scope() as session:
-        results = {"suite": {"name": "smoke", "version": "7"}, "natural": {"accuracy": 0.9}}
+        results = {"suite": {"name": "smoke", "version": SMOKE_VERSION}, "natural": {"accuracy": 0.9}}
         assert finish_evaluation(session=session, evaluation_id=again.id, owner="w", results=results)
-        assert session.get(Evaluation, again.id).suite_version == "7"
+        assert session.get(Evaluation, again.id).suite_version == SMOKE_VERSION
         assert len(session.get(Submission, sid).evaluations) == 2
         boards = {
             phase: published(session=session, suite="smoke", weights={"natural": 1}, phase_id=phase).board

@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException
 from fastapi import Path as PathParam
+from sqlalchemy.orm import Session
 
-from server.api.deps import AdminDep, SessionDep, SettingsDep, WriteSessionDep
+from server.api.deps import AdminDep, NowDep, SessionDep, SettingsDep, WriteSessionDep
 from server.api.errors import FieldError
-from server.api.schemas import CompetitionList, CompetitionPublic, PhasePublic
-from server.state import competitions
+from server.api.schemas import CompetitionList, CompetitionPublic, PhasePublic, RerunQueued, RerunRequest
+from server.state import competitions, finals
 from server.state.competitions import SLUG, CompetitionError, CompetitionExists, CompetitionSpec
 from server.state.config import Settings
 from server.state.security import same_secret
@@ -64,6 +65,50 @@ def read_competition(
     if found is None:
         raise HTTPException(404, detail=f"No competition {slug!r}.")
     return present_competition(found, admin=is_admin(authorization, settings))
+
+
+@router.post("/{slug}/publish", response_model=CompetitionPublic)
+def publish_competition(
+    slug: Slug, session: WriteSessionDep, now: NowDep, _admin: AdminDep
+) -> CompetitionPublic:
+    """Publish the final results (admin token): sets ``published_at`` once, publishing again
+    changes nothing; 409 before the development phase has ended."""
+    found = _competition(session, slug)
+    try:
+        finals.publish(session, found, now)
+    except finals.FinalsError as error:
+        raise FieldError(409, str(error)) from None
+    return present_competition(found, admin=True)
+
+
+@router.post("/{slug}/rerun", response_model=RerunQueued)
+def rerun_competition(
+    slug: Slug, session: WriteSessionDep, _admin: AdminDep, body: RerunRequest | None = None
+) -> RerunQueued:
+    """Rejudge (admin token): queue a new evaluation of every submission whose latest result in
+    the phase (every phase without ``phase``) ran an older version of the competition's
+    suite, unless one is waiting or running already. Old results stay; boards rank only the
+    current version's."""
+    found = _competition(session, slug)
+    phase = body.phase if body is not None else None
+    try:
+        queued = finals.rerun(session, found, phase)
+    except finals.FinalsError as error:
+        raise FieldError(404, str(error), "phase") from None
+    return RerunQueued(
+        slug=found.slug,
+        suite=found.suite,
+        suite_version=finals.current_suite_version(found.suite),
+        queued=queued,
+    )
+
+
+def _competition(session: Session, slug: str) -> Competition:
+    # A slug that cannot exist is not looked up (nor are its odd characters sent to the database).
+    found = competitions.get_competition(session, slug) if SLUG.fullmatch(slug) else None
+    if found is None:
+        raise HTTPException(404, detail=f"No competition {slug!r}.")
+    return found
 
 
 def is_admin(authorization: str | None, settings: Settings) -> bool:

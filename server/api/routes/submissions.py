@@ -24,8 +24,8 @@ from server.api.deps import (
 from server.api.errors import FieldError
 from server.api.intake import Destination, Upload, destination, take_in
 from server.api.presenters import present_submission, quota_of
-from server.api.schemas import SubmissionList, SubmissionPublic
-from server.state import lifecycle
+from server.api.schemas import FinalSelection, SubmissionList, SubmissionPublic
+from server.state import finals, lifecycle
 from server.state.config import Settings
 from server.state.db import new_session
 from server.state.submissions import development_evaluation, get_submission, team_submissions
@@ -130,3 +130,39 @@ def cancel_submission(
     session.refresh(submission)
     session.refresh(evaluation)
     return present_submission(session, submission, owner=True)
+
+
+@router.post("/{submission_id}/final", response_model=FinalSelection)
+def select_final(
+    submission_id: SubmissionId, session: WriteSessionDep, team: CurrentTeam, now: NowDep
+) -> FinalSelection:
+    """Select one of your own submissions for its competition's final phase (409 outside the
+    development phase, past the competition's limit, or for a hidden, failed or cancelled
+    submission); selecting it again changes nothing."""
+    submission = owned_submission(session, submission_id, team)
+    try:
+        return selection_answer(finals.select_final(session, submission, now))
+    except finals.FinalsError as error:
+        raise FieldError(409, str(error)) from None
+
+
+@router.delete("/{submission_id}/final", response_model=FinalSelection)
+def unselect_final(
+    submission_id: SubmissionId, session: WriteSessionDep, team: CurrentTeam, now: NowDep
+) -> FinalSelection:
+    """Withdraw one of your own submissions from the final phase (409 outside the development
+    phase); withdrawing one not selected changes nothing."""
+    submission = owned_submission(session, submission_id, team)
+    try:
+        return selection_answer(finals.unselect_final(session, submission, now))
+    except finals.FinalsError as error:
+        raise FieldError(409, str(error)) from None
+
+
+def selection_answer(selection: finals.Selection) -> FinalSelection:
+    return FinalSelection(
+        id=selection.submission_id,
+        final=selection.final,
+        selected=selection.selected,
+        allowed=selection.allowed,
+    )
