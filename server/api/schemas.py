@@ -38,6 +38,21 @@ class Quota(BaseModel):
     max_active: int
 
 
+class FinalEvaluationPublic(BaseModel):
+    """The submission's evaluation on the private set, shown once the final results are
+    revealed (before, to the organiser only)."""
+
+    phase: str = Field(description="The final phase's name.")
+    status: str
+    suite: str
+    suite_version: str | None = Field(
+        None, description="The suite version it ran under; null until it finishes."
+    )
+    results: dict[str, Any] | None = None
+    score: float | None = Field(None, description="Under the competition's score rule.")
+    error: str | None = None
+
+
 class SubmissionPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -76,6 +91,11 @@ class SubmissionPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    final: FinalEvaluationPublic | None = Field(
+        None,
+        description="Its final-phase evaluation, once the final results are revealed; null "
+        "before (for everyone but the organiser), and for a submission not selected.",
+    )
 
 
 class ModerationReason(BaseModel):

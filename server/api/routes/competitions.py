@@ -9,13 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException
 from fastapi import Path as PathParam
 
-from server.api.deps import AdminDep, SessionDep, SettingsDep, WriteSessionDep
+from server.api.deps import AdminDep, SessionDep, SettingsDep, WriteSessionDep, is_admin
 from server.api.errors import FieldError
 from server.api.schemas import CompetitionList, CompetitionPublic, PhasePublic
 from server.state import competitions
 from server.state.competitions import SLUG, CompetitionError, CompetitionExists, CompetitionSpec
-from server.state.config import Settings
-from server.state.security import same_secret
 from server.state.tables import Competition, PhaseKind, utcnow
 
 router = APIRouter(prefix="/api/competitions", tags=["competitions"])
@@ -64,18 +62,6 @@ def read_competition(
     if found is None:
         raise HTTPException(404, detail=f"No competition {slug!r}.")
     return present_competition(found, admin=is_admin(authorization, settings))
-
-
-def is_admin(authorization: str | None, settings: Settings) -> bool:
-    """Whether an optional 'Bearer <token>' header holds the admin token. Anything else reads
-    as anonymous: these routes are public."""
-    scheme, _, token = (authorization or "").partition(" ")
-    return (
-        bool(settings.admin_token)
-        and scheme.lower() == "bearer"
-        and bool(token.strip())
-        and same_secret(token.strip(), settings.admin_token or "")
-    )
 
 
 def present_competition(competition: Competition, *, admin: bool) -> CompetitionPublic:

@@ -7,7 +7,7 @@ import re
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from server.api.deps import BoardDep, SessionDep, SubmissionId
+from server.api.deps import BoardDep, NowDep, SessionDep, SubmissionId
 from server.api.errors import FieldError
 from server.api.presenters import present_submission
 from server.api.schemas import Leaderboard, SubmissionPublic
@@ -105,10 +105,11 @@ def leaderboard_table(board: Leaderboard) -> str:
 
 
 @router.get("/submissions/{submission_id}.json", response_model=SubmissionPublic)
-def submission_json(submission_id: SubmissionId, session: SessionDep) -> JSONResponse:
-    """One submission's public record and full results, as a JSON file."""
+def submission_json(submission_id: SubmissionId, session: SessionDep, now: NowDep) -> JSONResponse:
+    """One submission's public record and full results, as a JSON file (its final-phase
+    evaluation once the final results are revealed)."""
     submission = get_submission(session=session, submission_id=submission_id)
     if submission is None:
         raise FieldError(404, f"Submission {submission_id} not found.")
-    body = present_submission(session, submission, owner=False).model_dump(mode="json")
+    body = present_submission(session, submission, owner=False, now=now).model_dump(mode="json")
     return JSONResponse(body, headers=_attachment(f"submission-{submission_id}.json"))
