@@ -320,7 +320,10 @@ def assert_revealed(arena: Arena) -> None:
     failed = arena.client.get(f"/api/submissions/{arena.ada_failed}").json()["final"]
     assert failed["status"] == "failed" and FINAL_ERROR not in str(failed)  # the reason: the team's
     assert "0.123456" in arena.client.get(f"/export/submissions/{arena.ada_finished}.json").text
-    assert "0.123456" in arena.client.get(f"/export/leaderboard.csv?competition={SLUG}&phase=final").text
+    csv = arena.client.get(f"/export/leaderboard.csv?competition={SLUG}&phase=final").text.splitlines()
+    assert csv[0].startswith("rank,public_rank,rank_change,team,") and csv[1].startswith("1,2,1,Ada,")
+    development_csv = arena.client.get(f"/export/leaderboard.csv?competition={SLUG}&phase=development").text
+    assert development_csv.startswith("rank,team,")
     page = arena.client.get(f"/competitions/{SLUG}").text
     assert 'id="final-board"' in page and "↑1" in page
     board_page = arena.client.get(f"/?competition={SLUG}&phase=final").text
