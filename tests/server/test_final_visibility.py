@@ -329,6 +329,9 @@ def assert_revealed(arena: Arena) -> None:
     board_page = arena.client.get(f"/?competition={SLUG}&phase=final").text
     assert "↑1" in board_page and "Final results" in board_page
     assert "Final phase: Final" in arena.client.get(f"/submissions/{arena.ada_finished}").text
+    team_page = arena.client.get("/teams/Ada").text
+    assert 'class="final-note">Final: <span class="status status-finished">' in team_page
+    assert "17.90%" in team_page
     mine = arena.client.get("/api/submissions", headers={"Authorization": f"Bearer {arena.tokens['Ada']}"})
     finals = [each["final"] for each in mine.json()["submissions"]]
     assert sorted(f["status"] for f in finals) == ["failed", "finished"]
