@@ -67,9 +67,10 @@ def is_admin(authorization: str | None, settings: Settings) -> bool:
     )
 
 
-def clock() -> datetime:
+async def clock() -> datetime:
     """The time now, in UTC: a dependency, so tests can fix it (``dependency_overrides``)
-    instead of waiting for a phase to open or close."""
+    instead of waiting for a phase to open or close. Without the thread hand-off a plain
+    function gets: the leaderboard, the most read route, asks for it."""
     return utcnow()
 
 
