@@ -7,11 +7,9 @@ progress, not a duration (how long a model resists the attacks hints at its robu
 Development evaluations are always visible.
 """
 
-from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.orm import Session
 
 from server.state.tables import Competition, Evaluation, Phase, PhaseKind
 
@@ -34,17 +32,6 @@ def evaluation_visible(evaluation: Evaluation, now: datetime, *, admin: bool = F
     return phase_visible(evaluation.phase, now, admin=admin)
 
 
-def hidden_phase_ids(session: Session, now: datetime) -> set[int]:
-    """The final phases whose results are not revealed at ``now``."""
-    return set(
-        session.scalars(
-            select(Phase.id)
-            .join(Competition, Competition.id == Phase.competition_id)
-            .where(Phase.kind == PhaseKind.FINAL, ~_revealed_at(now))
-        )
-    )
-
-
 def visible_evaluation(now: datetime) -> ColumnElement[bool]:
     """SQL: the evaluation is visible to anyone at ``now`` (not in an unrevealed final phase)."""
     hidden = (
@@ -60,8 +47,3 @@ def _revealed_at(now: datetime) -> ColumnElement[bool]:
         Competition.published_at.is_not(None),
         and_(Competition.reveal_at.is_not(None), Competition.reveal_at <= now),
     )
-
-
-def visible_only(evaluations: Collection[Evaluation], now: datetime, *, admin: bool) -> list[Evaluation]:
-    """``evaluations`` less those the viewer may not see."""
-    return [each for each in evaluations if evaluation_visible(each, now, admin=admin)]
