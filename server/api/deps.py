@@ -12,13 +12,15 @@ from sqlalchemy.orm import Session
 from server.api.errors import FieldError
 from server.api.schemas import Leaderboard
 from server.state import leaderboard
-from server.state.config import Settings, get_settings
+from server.state.competitions import DEFAULT_SLUG, SLUG, get_competition
+from server.state.config import Settings, get_settings, parse_score
 from server.state.db import get_db, get_write_db, new_session
 from server.state.leaderboard import Published, Track
 from server.state.security import hash_token, same_secret
 from server.state.submissions import get_submission
-from server.state.tables import Submission, Team, utcnow
+from server.state.tables import Competition, Phase, PhaseKind, Submission, Team, utcnow
 from server.state.teams import team_by_token
+from server.state.visibility import final_revealed, phase_visible
 from worker.engine.protocol import HEADLINE_RADIUS, SUITES  # torch-free
 
 # Suite names are plain words (class, robustbench, smoke); nothing else reaches the database.
@@ -53,16 +55,77 @@ def _board_readers() -> anyio.CapacityLimiter:
         return limiter
 
 
-async def published_board(
+def is_admin(authorization: str | None, settings: Settings) -> bool:
+    """Whether an optional 'Bearer <token>' header holds the admin token. Anything else reads
+    as anonymous: the routes asking are public."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return (
+        bool(settings.admin_token)
+        and scheme.lower() == "bearer"
+        and bool(token.strip())
+        and same_secret(token.strip(), settings.admin_token or "")
+    )
+
+
+async def clock() -> datetime:
+    """The time now, in UTC: a dependency, so tests can fix it (``dependency_overrides``)
+    instead of waiting for a phase to open or close. Without the thread hand-off a plain
+    function gets: the leaderboard, the most read route, asks for it."""
+    return utcnow()
+
+
+NowDep = Annotated[datetime, Depends(clock)]
+
+
+def not_published(competition: Competition) -> str:
+    return f"The final results of {competition.slug!r} are not published yet."
+
+
+def board_phase(competition: Competition, name: str | None, now: datetime, *, admin: bool) -> Phase:
+    """The phase whose board ``?phase=`` asks for (its name, or its kind: development, final);
+    by default the final board once revealed, else the development one. 404 for an unknown
+    phase, and for a final board not revealed yet unless ``admin``."""
+    phases = competition.phases
+    development = next(p for p in phases if p.kind == PhaseKind.DEVELOPMENT)
+    final = next((p for p in phases if p.kind == PhaseKind.FINAL), None)
+    if name is None:
+        return final if final is not None and final_revealed(competition, now) else development
+    found = next((p for p in phases if p.name == name), None) or next(
+        (p for p in phases if p.kind == name), None
+    )
+    if found is None:
+        raise FieldError(404, f"No phase {name!r} in competition {competition.slug!r}.", "phase")
+    if not phase_visible(found, now, admin=admin):
+        raise HTTPException(404, detail=not_published(competition))
+    return found
+
+
+async def published_board(  # noqa: PLR0913 - one parameter per query field and header of a board read
     settings: SettingsDep,
+    now: NowDep,
     suite: Annotated[
         str | None,
-        Query(max_length=32, description="Suite; the server's by default."),
+        Query(max_length=32, description="Suite; the server's by default (the default competition only)."),
     ] = None,
     track: Annotated[Track, Query(description="empirical (score rule) or certified.")] = Track.EMPIRICAL,
     radius: Annotated[float, Query(description="ℓ2 radius ranked by the certified track.")] = HEADLINE_RADIUS,
+    competition: Annotated[
+        str | None, Query(max_length=63, description="The competition's slug; default by default.")
+    ] = None,
+    phase: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="A phase's name or kind (development, final); by default the final "
+            "board once its results are revealed, else the development one.",
+        ),
+    ] = None,
+    authorization: Annotated[
+        str | None, Header(description="'Bearer <admin token>' shows a final board before it is revealed.")
+    ] = None,
 ) -> Published:
-    """The board a page, download or API read asks for with ``?suite=&track=&radius=``.
+    """The board a page, download or API read asks for with
+    ``?competition=&phase=&suite=&track=&radius=``.
 
     The most read route of the platform: its database work (a version check, and the ranking
     only when the data changed) runs in one worker thread with its own session.
@@ -73,24 +136,53 @@ async def published_board(
         raise FieldError(422, str(error), "radius") from None
     if suite is not None and not SUITE_NAME.fullmatch(suite):
         raise FieldError(422, "suite must be letters, digits, '.', '_' or '-'.", "suite")
+    if competition is not None and not SLUG.fullmatch(competition):
+        raise FieldError(404, f"Unknown competition {competition!r}.", "competition")
+    admin = is_admin(authorization, settings)
 
     def read() -> Published:
         with new_session(write=False) as session:
-            if suite is not None and suite not in SUITES and suite != settings.suite:
-                known = leaderboard.known_suites(session, settings.suite)
-                if suite not in known:
-                    raise FieldError(
-                        404, f"Unknown suite {suite!r}; known suites: {', '.join(known)}.", "suite"
-                    )
+            if competition in (None, DEFAULT_SLUG) and phase is None:
+                return _default_board(session, settings, suite, track, radius)
+            contest = get_competition(session, competition or DEFAULT_SLUG)
+            if contest is None:
+                raise FieldError(404, f"Unknown competition {competition!r}.", "competition")
+            if contest.slug != DEFAULT_SLUG and suite not in (None, contest.suite):
+                only = f"The competition {contest.slug!r} is evaluated with suite {contest.suite!r} only."
+                raise FieldError(422, only, "suite")
+            chosen = board_phase(contest, phase, now, admin=admin)
+            if contest.slug == DEFAULT_SLUG and chosen.kind == PhaseKind.DEVELOPMENT:
+                return _default_board(session, settings, suite, track, radius)
+            development = next(p for p in contest.phases if p.kind == PhaseKind.DEVELOPMENT)
+            default = contest.slug == DEFAULT_SLUG
             return leaderboard.published(
                 session=session,
-                suite=suite or settings.suite,
-                weights=settings.score_weights(),
+                suite=(suite or settings.suite) if default else contest.suite,
+                weights=settings.score_weights() if default else parse_score(contest.score),
                 track=track,
                 radius=radius,
+                phase_id=chosen.id,
+                public_phase_id=development.id if chosen.kind == PhaseKind.FINAL else None,
             )
 
     return await anyio.to_thread.run_sync(read, limiter=_board_readers())
+
+
+def _default_board(
+    session: Session, settings: Settings, suite: str | None, track: Track, radius: float
+) -> Published:
+    """The default competition's development board, as ``/api/leaderboard`` always gave it."""
+    if suite is not None and suite not in SUITES and suite != settings.suite:
+        known = leaderboard.known_suites(session, settings.suite)
+        if suite not in known:
+            raise FieldError(404, f"Unknown suite {suite!r}; known suites: {', '.join(known)}.", "suite")
+    return leaderboard.published(
+        session=session,
+        suite=suite or settings.suite,
+        weights=settings.score_weights(),
+        track=track,
+        radius=radius,
+    )
 
 
 PublishedDep = Annotated[Published, Depends(published_board)]
@@ -187,12 +279,3 @@ def is_owner(submission: Submission, authorization: str | None) -> bool:
     token = (authorization or "").partition(" ")[2].strip()
     team = submission.team
     return bool(token) and team.token_hash == hash_token(token) and not team.revoked
-
-
-def clock() -> datetime:
-    """The time now, in UTC: a dependency, so tests can fix it (``dependency_overrides``)
-    instead of waiting for a phase to open or close."""
-    return utcnow()
-
-
-NowDep = Annotated[datetime, Depends(clock)]

@@ -1,26 +1,42 @@
 """Turning rows into the API's public shapes, hiding what only the owner may see."""
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from server.api.schemas import Progress, Quota, SubmissionPublic, WaitEstimate
+from server.api.schemas import FinalEvaluationPublic, Progress, Quota, SubmissionPublic, WaitEstimate
 from server.state import costs, estimates
 from server.state.competitions import DEFAULT_SLUG, get_competition
-from server.state.config import Settings
+from server.state.config import Settings, parse_score
 from server.state.leaderboard import score_of
-from server.state.submissions import development_evaluation, queued_ahead, recent_runs, running_now
+from server.state.submissions import (
+    development_evaluation,
+    final_evaluation,
+    queued_ahead,
+    recent_runs,
+    running_now,
+)
 from server.state.tables import Evaluation, Status, Submission, Team, utcnow
 from server.state.teams import quota_usage
+from server.state.visibility import evaluation_visible
 from server.state.workers import live_workers
 
 PUBLIC_FAILURE = "The evaluation failed; the submitting team sees the reason."
 
 
 def present_submission(
-    session: Session, submission: Submission, *, owner: bool, settings: Settings | None = None
+    session: Session,
+    submission: Submission,
+    *,
+    owner: bool,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+    admin: bool = False,
 ) -> SubmissionPublic:
-    """The submission as its development-phase evaluation (its latest there) stands."""
+    """The submission as its development-phase evaluation (its latest there) stands, with
+    its final-phase evaluation where the viewer may see it at ``now``
+    (``server.state.visibility``: the admin always; anyone once the results are revealed)."""
     from server.state.config import get_settings
 
     settings = settings or get_settings()
@@ -59,11 +75,36 @@ def present_submission(
         score=score_of(results, settings.score_weights()) if results else None,
         error=error,
         hidden_reason=submission.hidden_reason,
-        final=owner and submission.final_selected_at is not None,
+        selected_for_final=owner and submission.final_selected_at is not None,
         attempts=evaluation.attempts,
         created_at=submission.created_at,
         started_at=evaluation.started_at,
         finished_at=evaluation.finished_at,
+        final=_final(session, submission, owner=owner, now=now or utcnow(), admin=admin),
+    )
+
+
+def _final(
+    session: Session, submission: Submission, *, owner: bool, now: datetime, admin: bool
+) -> FinalEvaluationPublic | None:
+    """The final-phase evaluation, or None: not selected, or not revealed to this viewer
+    (then nothing of it shows: not its status, progress or timing)."""
+    evaluation = final_evaluation(session=session, submission_id=submission.id)
+    if evaluation is None or not evaluation_visible(evaluation, now, admin=admin):
+        return None
+    results = evaluation.result.metrics if evaluation.result is not None else None
+    error = evaluation.error if owner or admin else None
+    if error is None and evaluation.status == Status.FAILED:
+        error = PUBLIC_FAILURE
+    score = score_of(results, parse_score(evaluation.phase.competition.score)) if results else None
+    return FinalEvaluationPublic(
+        phase=evaluation.phase.name,
+        status=evaluation.status,
+        suite=evaluation.suite,
+        suite_version=evaluation.suite_version,
+        results=results,
+        score=score,
+        error=error,
     )
 
 

@@ -38,6 +38,21 @@ class Quota(BaseModel):
     max_active: int
 
 
+class FinalEvaluationPublic(BaseModel):
+    """The submission's evaluation on the private set, shown once the final results are
+    revealed (before, to the organiser only)."""
+
+    phase: str = Field(description="The final phase's name.")
+    status: str
+    suite: str
+    suite_version: str | None = Field(
+        None, description="The suite version it ran under; null until it finishes."
+    )
+    results: dict[str, Any] | None = None
+    score: float | None = Field(None, description="Under the competition's score rule.")
+    error: str | None = None
+
+
 class SubmissionPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -72,7 +87,7 @@ class SubmissionPublic(BaseModel):
         None,
         description="Why the organiser hid this submission from the boards (public); null when it counts.",
     )
-    final: bool = Field(
+    selected_for_final: bool = Field(
         False,
         description="Selected by its team for the competition's final phase (shown to the owning "
         "team only; false for anyone else).",
@@ -81,6 +96,11 @@ class SubmissionPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    final: FinalEvaluationPublic | None = Field(
+        None,
+        description="Its final-phase evaluation, once the final results are revealed; null "
+        "before (for everyone but the organiser), and for a submission not selected.",
+    )
 
 
 class FinalSelection(BaseModel):

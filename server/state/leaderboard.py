@@ -142,15 +142,29 @@ def published(
     track: Track = Track.EMPIRICAL,
     radius: float = HEADLINE_RADIUS,
     phase_id: int | None = None,
+    public_phase_id: int | None = None,
 ) -> Published:
     """Every team's best evaluation in ``suite`` in the phase ``phase_id`` (the default
     competition's development phase when None), best first, baselines placed among them,
-    with the board's JSON; from the cache while the data it shows is unchanged."""
+    with the board's JSON; from the cache while the data it shows is unchanged.
+
+    With ``public_phase_id`` (a final board: ``phase_id`` is the final phase) each row also
+    gives the team's rank on that phase's board and the shake-up. Whether the caller may see
+    a final board is not checked here (``server.state.visibility``).
+    """
     track = Track(track)
     radius = validate_radius(radius)
     if phase_id is None:
         phase_id = default_development_phase(session)
-    key = (str(session.get_bind().engine.url), phase_id, suite, track, radius, tuple(sorted(weights.items())))
+    key = (
+        str(session.get_bind().engine.url),
+        phase_id,
+        public_phase_id,
+        suite,
+        track,
+        radius,
+        tuple(sorted(weights.items())),
+    )
     version = tuple(session.execute(_VERSION).one())
     cached = _CACHE.get(key, version)
     if cached is not None:
@@ -159,6 +173,16 @@ def published(
         cached = _CACHE.get(key, version)
         if cached is None:
             board = _compute(session, phase_id, suite, weights, track, radius)
+            if public_phase_id is not None:
+                public = published(
+                    session=session,
+                    suite=suite,
+                    weights=weights,
+                    track=track,
+                    radius=radius,
+                    phase_id=public_phase_id,
+                )
+                board = shake_up(board, public.board)
             cached = Published(board, board.model_dump_json().encode())
             _CACHE.put(key, version, cached)
     return cached
@@ -228,6 +252,18 @@ def _compute(
         disqualified=_disqualified(session, score, phase_id, conditions),
         rejudging=rejudging_count(session, phase_id, suite),
     )
+
+
+def shake_up(final: Leaderboard, public: Leaderboard) -> Leaderboard:
+    """The final board with each team's public rank and its change (public minus final:
+    positive, the team moved up); null for baselines and teams the public board did not rank."""
+    public_ranks = {row.team: row.rank for row in public.rows if row.rank is not None}
+    rows = []
+    for row in final.rows:
+        public_rank = None if row.rank is None else public_ranks.get(row.team)
+        change = None if public_rank is None or row.rank is None else public_rank - row.rank
+        rows.append(row.model_copy(update={"public_rank": public_rank, "rank_change": change}))
+    return final.model_copy(update={"rows": rows, "final": True})
 
 
 def rankable() -> list[ColumnElement[bool]]:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from server.state.tables import Evaluation, Phase, PhaseKind, Status, Submission, Team, utcnow
 from server.state.teams import QuotaExceeded, check_quota
+from server.state.visibility import visible_evaluation
 
 
 def reserve_submission(
@@ -102,6 +103,18 @@ def development_evaluation(*, session: Session, submission_id: int) -> Evaluatio
     )
 
 
+def final_evaluation(*, session: Session, submission_id: int) -> Evaluation | None:
+    """The submission's latest evaluation on a final phase, if it was selected; whether a
+    viewer may see it is ``server.state.visibility``'s to say."""
+    return session.scalar(
+        select(Evaluation)
+        .join(Phase, Phase.id == Evaluation.phase_id)
+        .where(Evaluation.submission_id == submission_id, Phase.kind == PhaseKind.FINAL)
+        .order_by(Evaluation.id.desc())
+        .limit(1)
+    )
+
+
 def team_submissions(*, session: Session, team_id: int) -> list[Submission]:
     return list(
         session.scalars(
@@ -120,7 +133,8 @@ def stored_names(*, session: Session) -> set[str]:
 
 def recent_runs(*, session: Session, suite: str, limit: int) -> list[tuple[str, bool, float]]:
     """(architecture, certified, seconds from start to finish) of the latest ``limit``
-    finished evaluations of ``suite``, newest first."""
+    finished evaluations of ``suite``, newest first. Unrevealed final evaluations are left
+    out: an estimate shown to anyone must not carry their durations."""
     rows = session.execute(
         select(Submission.arch, Submission.sigma, Evaluation.started_at, Evaluation.finished_at)
         .select_from(Evaluation)
@@ -130,6 +144,7 @@ def recent_runs(*, session: Session, suite: str, limit: int) -> list[tuple[str, 
             Evaluation.suite == suite,
             Evaluation.started_at.is_not(None),
             Evaluation.finished_at.is_not(None),
+            visible_evaluation(utcnow()),
         )
         .order_by(Evaluation.finished_at.desc())
         .limit(limit)
@@ -156,10 +171,12 @@ def queued_ahead(*, session: Session, evaluation: Evaluation) -> list[tuple[str,
 
 def running_now(*, session: Session) -> list[tuple[str, bool, float]]:
     """(architecture, certified, seconds since it started) of each evaluation a live worker
-    holds."""
+    holds. An unrevealed final evaluation counts as just started: it keeps its worker busy
+    for a whole typical run of its kind, and nothing of its own timing shows."""
     now = utcnow()
+    visible = visible_evaluation(now)
     rows = session.execute(
-        select(Submission.arch, Submission.sigma, Evaluation.started_at)
+        select(Submission.arch, Submission.sigma, Evaluation.started_at, visible.label("visible"))
         .select_from(Evaluation)
         .join(Submission, Submission.id == Evaluation.submission_id)
         .where(
@@ -169,7 +186,7 @@ def running_now(*, session: Session) -> list[tuple[str, bool, float]]:
         )
     )
     return [
-        (arch, sigma is not None, (now - started).total_seconds())
-        for arch, sigma, started in rows
+        (arch, sigma is not None, (now - started).total_seconds() if visible else 0.0)
+        for arch, sigma, started, visible in rows
         if started is not None  # as selected
     ]

@@ -59,6 +59,16 @@ class LeaderboardRow(BaseModel):
     submissions: int
     submitted_at: datetime
     flags: list[Flag] = []
+    public_rank: int | None = Field(
+        None,
+        description="Final board only: the team's rank on the development (public) board; null "
+        "on development boards, for baselines, and for a team the public board did not rank.",
+    )
+    rank_change: int | None = Field(
+        None,
+        description="Final board only: public rank minus final rank (positive: moved up); null "
+        "where public_rank is.",
+    )
 
 
 class DisqualifiedTeam(BaseModel):
@@ -80,6 +90,9 @@ class Leaderboard(BaseModel):
     score_rule: str
     ties_rule: str = ""
     teams: int = 0
+    final: bool = Field(
+        False, description="A final board: ranked on the private set, rows give the shake-up."
+    )
     rows: list[LeaderboardRow]
     disqualified: list[DisqualifiedTeam] = Field(
         default_factory=list,

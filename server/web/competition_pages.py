@@ -20,12 +20,14 @@ from sqlalchemy.orm import Session
 
 from server.api.deps import NowDep, SessionDep
 from server.api.errors import FieldError
-from server.state import competitions
+from server.state import competitions, leaderboard
 from server.state.competitions import DEFAULT_SLUG, SLUG, iso_utc, phase_window
 from server.state.config import parse_score
 from server.state.db import new_session
 from server.state.leaderboard import describe_rule
 from server.state.tables import Competition, Phase, PhaseKind
+from server.state.views import Leaderboard
+from server.state.visibility import final_revealed
 from server.web.pages import templates, when
 
 router = APIRouter(include_in_schema=False)
@@ -206,12 +208,28 @@ def competition_page(request: Request, slug: str, session: SessionDep, now: NowD
         "competition.html",
         {
             "view": view,
+            "final_board": final_board(session, found, now),
             "competition": found,
             "description": render_markdown(found.description),
             "score_rule": describe_rule(parse_score(found.score)),
             "default_slug": DEFAULT_SLUG,
         },
     )
+
+
+def final_board(session: Session, competition: Competition, now: datetime) -> Leaderboard | None:
+    """The competition's final board with its shake-up, once its results are revealed (the
+    page shows it to everyone then, and nothing of it before); None without a final phase."""
+    development, final = _development(competition), _final(competition)
+    if development is None or final is None or not final_revealed(competition, now):
+        return None
+    return leaderboard.published(
+        session=session,
+        suite=competition.suite,
+        weights=parse_score(competition.score),
+        phase_id=final.id,
+        public_phase_id=development.id,
+    ).board
 
 
 def competition_list(now: datetime) -> bytes:

@@ -7,6 +7,7 @@ progress and the upload's progress bar. Nothing is loaded from another site.
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Header, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -152,10 +153,15 @@ async def leaderboard_page(
 ) -> HTMLResponse:
     # The page changes only with its board (a new result, the only thing that adds a suite,
     # gives every board a new version): rendered once per board, then served as it is.
-    page = published.renderings.get("page")
+    # A competition's board keeps its competition and phase in the form and the downloads.
+    scope = {
+        key: request.query_params[key] for key in ("competition", "phase") if request.query_params.get(key)
+    }
+    rendering = "page" if not scope else "page?" + urlencode(scope)
+    page = published.renderings.get(rendering)
     if page is None:
-        page = await run_in_threadpool(_render_leaderboard, request, published.board, settings)
-        published.renderings["page"] = page
+        page = await run_in_threadpool(_render_leaderboard, request, published.board, settings, scope)
+        published.renderings[rendering] = page
     # The competitions list follows the clock: added per request (nothing while the default
     # competition is the only one).
     from server.web import competition_pages  # it renders with this module's templates
@@ -164,7 +170,9 @@ async def leaderboard_page(
     return HTMLResponse(competition_pages.with_competition_list(page, listing))
 
 
-def _render_leaderboard(request: Request, board: Leaderboard, settings: Settings) -> bytes:
+def _render_leaderboard(
+    request: Request, board: Leaderboard, settings: Settings, scope: dict[str, str] | None = None
+) -> bytes:
     with new_session(write=False) as session:
         present = set(session.scalars(select(Result.suite).distinct()))
     suites = [*KNOWN_SUITES, *sorted(present - set(KNOWN_SUITES))]
@@ -180,6 +188,7 @@ def _render_leaderboard(request: Request, board: Leaderboard, settings: Settings
                 "suites": suites,
                 "radii": RADII,
                 "columns": BOARD_COLUMNS,
+                "scope": scope or {},
                 "suite_version": SUITES[board.suite].version if board.suite in SUITES else None,
             },
         ).body
@@ -292,9 +301,11 @@ def _sigma_series(
 
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)
-def submission_page(request: Request, submission_id: SubmissionId, session: SessionDep) -> HTMLResponse:
+def submission_page(
+    request: Request, submission_id: SubmissionId, session: SessionDep, now: NowDep
+) -> HTMLResponse:
     submission = _submission(session, submission_id)
-    view = present_submission(session, submission, owner=False)
+    view = present_submission(session, submission, owner=False, now=now)
     return templates.TemplateResponse(request, "submission.html", _outcome(session, submission, view))
 
 
@@ -333,7 +344,7 @@ def team_page(
     if team is None:
         raise FieldError(404, f"Team {name!r} not found.")
     rows = team_submissions(session=session, team_id=team.id)
-    submissions = [present_submission(session, s, owner=False, settings=settings) for s in rows]
+    submissions = [present_submission(session, s, owner=False, settings=settings, now=now) for s in rows]
     changed = {"id": final, "selected": selected} if final is not None and selected is not None else None
     return templates.TemplateResponse(
         request,

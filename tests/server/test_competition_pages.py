@@ -139,10 +139,14 @@ def test_the_default_competition_is_always_open_and_links_the_board(client) -> N
     assert "Final selections" not in html  # no final phase
 
 
-def test_other_competitions_do_not_pretend_to_have_a_board(client, sets) -> None:  # noqa: F811
+def test_other_competitions_link_their_development_board(client, sets) -> None:  # noqa: F811
     create(sets)
     html = client.get("/competitions/ml-class-2027").text
-    assert text(html, "board-link") == "This competition's board opens with its first results."
+    assert text(html, "board-link") == (
+        "The Development board ranks every team's best finished submission on the public evaluation set."
+    )
+    assert 'href="/?competition=ml-class-2027&amp;phase=development"' in html
+    assert 'id="final-results"' not in html  # nothing of the final phase before the reveal
     assert "<code>smoke</code>" in html and "2 per team" in html
     assert "natural:1,pgd_linf:1" in text(html, "score-rule")
 

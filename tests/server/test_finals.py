@@ -132,10 +132,13 @@ def test_a_team_selects_up_to_the_limit_and_only_it_sees_its_selection(phases: d
     third = client.post(f"/api/submissions/{ids[2]}/final", headers=bearer(token))
     assert third.status_code == 409 and "the limit of 2" in third.json()["detail"]
 
-    assert client.get(f"/api/submissions/{ids[0]}", headers=bearer(token)).json()["final"] is True
-    assert client.get(f"/api/submissions/{ids[0]}").json()["final"] is False  # owner only
+    assert (
+        client.get(f"/api/submissions/{ids[0]}", headers=bearer(token)).json()["selected_for_final"] is True
+    )
+    assert client.get(f"/api/submissions/{ids[0]}").json()["selected_for_final"] is False  # owner only
     assert [
-        s["final"] for s in client.get("/api/submissions", headers=bearer(token)).json()["submissions"]
+        s["selected_for_final"]
+        for s in client.get("/api/submissions", headers=bearer(token)).json()["submissions"]
     ] == [
         False,
         True,
@@ -229,7 +232,7 @@ def test_the_team_page_offers_a_selection_form_that_works_without_javascript(pha
     assert posted.headers["location"] == f"/teams/Ada?final={sid}&selected=true"
     assert token not in posted.headers["location"]
     assert "is now selected for the final phase" in client.get(posted.headers["location"]).text
-    assert client.get(f"/api/submissions/{sid}", headers=bearer(token)).json()["final"] is True
+    assert client.get(f"/api/submissions/{sid}", headers=bearer(token)).json()["selected_for_final"] is True
 
     refused = {
         "wrong token": ({"token": "nope", "final": "select"}, 403),

@@ -10,13 +10,11 @@ from fastapi import APIRouter, Header, HTTPException
 from fastapi import Path as PathParam
 from sqlalchemy.orm import Session
 
-from server.api.deps import AdminDep, NowDep, SessionDep, SettingsDep, WriteSessionDep
+from server.api.deps import AdminDep, NowDep, SessionDep, SettingsDep, WriteSessionDep, is_admin
 from server.api.errors import FieldError
 from server.api.schemas import CompetitionList, CompetitionPublic, PhasePublic, RerunQueued, RerunRequest
 from server.state import competitions, finals
 from server.state.competitions import SLUG, CompetitionError, CompetitionExists, CompetitionSpec
-from server.state.config import Settings
-from server.state.security import same_secret
 from server.state.tables import Competition, PhaseKind, utcnow
 
 router = APIRouter(prefix="/api/competitions", tags=["competitions"])
@@ -109,18 +107,6 @@ def _competition(session: Session, slug: str) -> Competition:
     if found is None:
         raise HTTPException(404, detail=f"No competition {slug!r}.")
     return found
-
-
-def is_admin(authorization: str | None, settings: Settings) -> bool:
-    """Whether an optional 'Bearer <token>' header holds the admin token. Anything else reads
-    as anonymous: these routes are public."""
-    scheme, _, token = (authorization or "").partition(" ")
-    return (
-        bool(settings.admin_token)
-        and scheme.lower() == "bearer"
-        and bool(token.strip())
-        and same_secret(token.strip(), settings.admin_token or "")
-    )
 
 
 def present_competition(competition: Competition, *, admin: bool) -> CompetitionPublic:

@@ -7,7 +7,7 @@ import re
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from server.api.deps import BoardDep, SessionDep, SubmissionId
+from server.api.deps import BoardDep, NowDep, SessionDep, SubmissionId
 from server.api.errors import FieldError
 from server.api.presenters import present_submission
 from server.api.schemas import Leaderboard, SubmissionPublic
@@ -46,8 +46,10 @@ def leaderboard_json(board: BoardDep) -> JSONResponse:
 
 @router.get("/leaderboard.csv", response_class=Response)
 def leaderboard_csv(board: BoardDep) -> Response:
-    """The leaderboard as CSV: one row per entry, accuracies as fractions with 95% intervals;
-    then one row per disqualified team, without rank or figures, with the organiser's reason."""
+    """The leaderboard as CSV: one row per entry, accuracies as fractions with 95% intervals
+    (a final board adds public_rank and rank_change after rank); then one row per disqualified
+    team, without rank or figures, with the organiser's reason. ``?competition=&phase=`` as
+    ``/api/leaderboard``: a final board before its reveal is refused (404) but to the admin."""
     return Response(
         leaderboard_table(board),
         media_type="text/csv; charset=utf-8",
@@ -59,8 +61,11 @@ def leaderboard_table(board: Leaderboard) -> str:
     out = io.StringIO()
     # RFC 4180 line ends: a cell holding a lone CR or LF is then always quoted.
     writer = csv.writer(out, lineterminator="\r\n")
+    # A final board gives each team's public rank and its change just after the final rank.
+    shake_up = ["public_rank", "rank_change"] if board.final else []
     header = [
         "rank",
+        *shake_up,
         "team",
         "baseline",
         "submission_id",
@@ -75,8 +80,10 @@ def leaderboard_table(board: Leaderboard) -> str:
     writer.writerow(header)
     for row in board.rows:
         score_ci = row.score_ci95 or ("", "")
+        changes = [row.public_rank, row.rank_change] if board.final else []
         line = [
             "" if row.rank is None else row.rank,
+            *("" if value is None else value for value in changes),
             row.team,
             str(row.baseline).lower(),
             row.submission_id,
@@ -105,10 +112,11 @@ def leaderboard_table(board: Leaderboard) -> str:
 
 
 @router.get("/submissions/{submission_id}.json", response_model=SubmissionPublic)
-def submission_json(submission_id: SubmissionId, session: SessionDep) -> JSONResponse:
-    """One submission's public record and full results, as a JSON file."""
+def submission_json(submission_id: SubmissionId, session: SessionDep, now: NowDep) -> JSONResponse:
+    """One submission's public record and full results, as a JSON file (its final-phase
+    evaluation once the final results are revealed)."""
     submission = get_submission(session=session, submission_id=submission_id)
     if submission is None:
         raise FieldError(404, f"Submission {submission_id} not found.")
-    body = present_submission(session, submission, owner=False).model_dump(mode="json")
+    body = present_submission(session, submission, owner=False, now=now).model_dump(mode="json")
     return JSONResponse(body, headers=_attachment(f"submission-{submission_id}.json"))

@@ -18,6 +18,7 @@ from server.api.deps import (
     SubmissionId,
     UploaderDep,
     WriteSessionDep,
+    is_admin,
     is_owner,
     owned_submission,
 )
@@ -91,11 +92,14 @@ def _present_accepted(submission_id: int) -> SubmissionPublic:
 
 
 @router.get("", response_model=SubmissionList)
-def list_submissions(session: SessionDep, settings: SettingsDep, team: CurrentTeam) -> SubmissionList:
-    """The calling team's own submissions, newest first, and its remaining quota."""
+def list_submissions(
+    session: SessionDep, settings: SettingsDep, team: CurrentTeam, now: NowDep
+) -> SubmissionList:
+    """The calling team's own submissions, newest first, and its remaining quota; a final
+    evaluation only once the final results are revealed."""
     return SubmissionList(
         submissions=[
-            present_submission(session, s, owner=True)
+            present_submission(session, s, owner=True, now=now)
             for s in team_submissions(session=session, team_id=team.id)
         ],
         quota=quota_of(session, settings, team),
@@ -106,14 +110,24 @@ def list_submissions(session: SessionDep, settings: SettingsDep, team: CurrentTe
 def read_submission(
     submission_id: SubmissionId,
     session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
     authorization: Annotated[str | None, Header()] = None,
 ) -> SubmissionPublic:
     """Status, progress and results. Anyone may read the scores; the file name, description
-    and error message are shown only with the owning team's token."""
+    and error message are shown only with the owning team's token. The final-phase
+    evaluation shows once the final results are revealed (before, with the admin token only)."""
     submission = get_submission(session=session, submission_id=submission_id)
     if submission is None:
         raise FieldError(404, f"Submission {submission_id} not found.")
-    return present_submission(session, submission, owner=is_owner(submission, authorization))
+    return present_submission(
+        session,
+        submission,
+        owner=is_owner(submission, authorization),
+        settings=settings,
+        now=now,
+        admin=is_admin(authorization, settings),
+    )
 
 
 @router.post("/{submission_id}/cancel", response_model=SubmissionPublic)

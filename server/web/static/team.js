@@ -25,7 +25,7 @@
     forms.forEach((form) => {
       form.elements.token.value = token;
       form.querySelector(".final-token").hidden = true;
-      const selected = mine.get(form.dataset.submission).final;
+      const selected = mine.get(form.dataset.submission).selected_for_final;
       show(form, selected, selected ? "Selected for the final." : "");
     });
   }
