@@ -169,7 +169,8 @@ def uncached_ranking_ms(repeat: int = 20) -> float:
     """Median time of the ranking query itself, as every read would pay without the cache."""
     from server.state.config import get_settings
     from server.state.db import new_session
-    from server.state.leaderboard import Track, _compute
+    from server.state.leaderboard import _compute
+    from server.state.scoring import Track
 
     weights = get_settings().score_weights()
     times = []

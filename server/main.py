@@ -14,7 +14,7 @@ from server.api.limits import UploadSizeLimit
 from server.api.routes import competitions, exports, leaderboard, moderation, submissions, teams
 from server.api.upload_gate import TokenBeforeBody
 from server.state.config import get_settings
-from server.web import competition_pages, pages
+from server.web import competition_pages, final_selection, pages
 
 STATIC = Path(__file__).parent / "web" / "static"
 
@@ -48,6 +48,7 @@ def create_app() -> FastAPI:
     app.include_router(moderation.router)
     app.include_router(pages.router)
     app.include_router(competition_pages.router)
+    app.include_router(final_selection.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -1,6 +1,7 @@
 """FastAPI dependencies as typed aliases, so route signatures stay one line each."""
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -12,10 +13,12 @@ from sqlalchemy.orm import Session
 from server.api.errors import FieldError
 from server.api.schemas import Leaderboard
 from server.state import leaderboard
-from server.state.competitions import DEFAULT_SLUG, SLUG, get_competition
+from server.state.competition_spec import DEFAULT_SLUG, SLUG
+from server.state.competitions import get_competition
 from server.state.config import Settings, get_settings, parse_score
 from server.state.db import get_db, get_write_db, new_session
-from server.state.leaderboard import Published, Track
+from server.state.leaderboard import Published
+from server.state.scoring import Track, validate_radius
 from server.state.security import hash_token, same_secret
 from server.state.submissions import get_submission
 from server.state.tables import Competition, Phase, PhaseKind, Submission, Team, utcnow
@@ -131,7 +134,7 @@ async def published_board(  # noqa: PLR0913 - one parameter per query field and 
     only when the data changed) runs in one worker thread with its own session.
     """
     try:
-        radius = leaderboard.validate_radius(radius)
+        radius = validate_radius(radius)
     except ValueError as error:
         raise FieldError(422, str(error), "radius") from None
     if suite is not None and not SUITE_NAME.fullmatch(suite):
@@ -140,32 +143,49 @@ async def published_board(  # noqa: PLR0913 - one parameter per query field and 
         raise FieldError(404, f"Unknown competition {competition!r}.", "competition")
     admin = is_admin(authorization, settings)
 
-    def read() -> Published:
-        with new_session(write=False) as session:
-            if competition in (None, DEFAULT_SLUG) and phase is None:
-                return _default_board(session, settings, suite, track, radius)
-            contest = get_competition(session, competition or DEFAULT_SLUG)
-            if contest is None:
-                raise FieldError(404, f"Unknown competition {competition!r}.", "competition")
-            if contest.slug != DEFAULT_SLUG and suite not in (None, contest.suite):
-                only = f"The competition {contest.slug!r} is evaluated with suite {contest.suite!r} only."
-                raise FieldError(422, only, "suite")
-            chosen = board_phase(contest, phase, now, admin=admin)
-            if contest.slug == DEFAULT_SLUG and chosen.kind == PhaseKind.DEVELOPMENT:
-                return _default_board(session, settings, suite, track, radius)
-            development = next(p for p in contest.phases if p.kind == PhaseKind.DEVELOPMENT)
-            default = contest.slug == DEFAULT_SLUG
-            return leaderboard.published(
-                session=session,
-                suite=(suite or settings.suite) if default else contest.suite,
-                weights=settings.score_weights() if default else parse_score(contest.score),
-                track=track,
-                radius=radius,
-                phase_id=chosen.id,
-                public_phase_id=development.id if chosen.kind == PhaseKind.FINAL else None,
-            )
+    request = _BoardRequest(competition, phase, suite, track, radius, now, admin)
+    return await anyio.to_thread.run_sync(_read_board, settings, request, limiter=_board_readers())
 
-    return await anyio.to_thread.run_sync(read, limiter=_board_readers())
+
+@dataclass(frozen=True)
+class _BoardRequest:
+    """What a board read asks for, checked: ``published_board``'s query, clock and viewer."""
+
+    competition: str | None
+    phase: str | None
+    suite: str | None
+    track: Track
+    radius: float
+    now: datetime
+    admin: bool
+
+
+def _read_board(settings: Settings, asked: _BoardRequest) -> Published:
+    """The board ``asked`` names, in a session of its own (run in a worker thread)."""
+    suite, track, radius = asked.suite, asked.track, asked.radius
+    with new_session(write=False) as session:
+        if asked.competition in (None, DEFAULT_SLUG) and asked.phase is None:
+            return _default_board(session, settings, suite, track, radius)
+        contest = get_competition(session, asked.competition or DEFAULT_SLUG)
+        if contest is None:
+            raise FieldError(404, f"Unknown competition {asked.competition!r}.", "competition")
+        if contest.slug != DEFAULT_SLUG and suite not in (None, contest.suite):
+            only = f"The competition {contest.slug!r} is evaluated with suite {contest.suite!r} only."
+            raise FieldError(422, only, "suite")
+        chosen = board_phase(contest, asked.phase, asked.now, admin=asked.admin)
+        if contest.slug == DEFAULT_SLUG and chosen.kind == PhaseKind.DEVELOPMENT:
+            return _default_board(session, settings, suite, track, radius)
+        development = next(p for p in contest.phases if p.kind == PhaseKind.DEVELOPMENT)
+        default = contest.slug == DEFAULT_SLUG
+        return leaderboard.published(
+            session=session,
+            suite=(suite or settings.suite) if default else contest.suite,
+            weights=settings.score_weights() if default else parse_score(contest.score),
+            track=track,
+            radius=radius,
+            phase_id=chosen.id,
+            public_phase_id=development.id if chosen.kind == PhaseKind.FINAL else None,
+        )
 
 
 def _default_board(

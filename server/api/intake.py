@@ -31,7 +31,8 @@ from models.checkpoints.inspection import inspect_checkpoint
 from server.api.errors import FieldError
 from server.api.probe import probe_checkpoint
 from server.state import queue
-from server.state.competitions import DEFAULT_SLUG, accepts_uploads, get_competition, iso_utc
+from server.state.competition_spec import DEFAULT_SLUG, iso_utc
+from server.state.competitions import accepts_uploads, get_competition
 from server.state.config import Settings
 from server.state.db import new_session, session_scope
 from server.state.storage import StoredFile, UploadTooLarge, display_name, safe_suffix, store_upload

@@ -7,9 +7,10 @@ from sqlalchemy.orm import Session
 
 from server.api.schemas import FinalEvaluationPublic, Progress, Quota, SubmissionPublic, WaitEstimate
 from server.state import costs, estimates
-from server.state.competitions import DEFAULT_SLUG, get_competition
+from server.state.competition_spec import DEFAULT_SLUG
+from server.state.competitions import get_competition
 from server.state.config import Settings, parse_score
-from server.state.leaderboard import score_of
+from server.state.scoring import score_of
 from server.state.submissions import (
     development_evaluation,
     final_evaluation,

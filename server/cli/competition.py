@@ -34,7 +34,7 @@ for _command in [*moderation.COMMANDS, *finals.COMMANDS]:
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def competition_create(bundle: Path) -> None:
     """Create the competition BUNDLE (YAML) defines, copying its evaluation sets into place."""
-    from server.state import competitions
+    from server.state import competition_spec, competitions
     from server.state.db import session_scope
     from server.state.migrate import upgrade
 
@@ -42,21 +42,21 @@ def competition_create(bundle: Path) -> None:
     raw = _read_bundle(bundle)
     sources = _set_sources(raw, bundle.parent)
     try:
-        spec = competitions.CompetitionSpec.model_validate(raw)
+        spec = competition_spec.CompetitionSpec.model_validate(raw)
     except ValidationError as error:
         raise click.ClickException(f"{bundle}: {explain(error)}") from None
     upgrade()
     with session_scope() as session:
         if competitions.get_competition(session, spec.slug) is not None:
             raise click.ClickException(f"A competition with slug {spec.slug!r} already exists.")
-    folder = competitions.sets_dir(settings.home)
+    folder = competition_spec.sets_dir(settings.home)
     for phase, source in zip(spec.phases, sources, strict=True):
         _check_eval_set(source, phase.name)
         _install_set(source, folder / phase.eval_set)
     with session_scope() as session:
         try:
             created = competitions.create_competition(session, spec, settings.home, settings=settings)
-        except competitions.CompetitionError as error:
+        except competition_spec.CompetitionError as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"Competition {created.slug!r} created (id {created.id}); sets in {folder}.")
 
@@ -80,7 +80,7 @@ def competition_list() -> None:
 @click.argument("slug")
 def competition_show(slug: str) -> None:
     """Show one competition with its phases (the private set's name included)."""
-    from server.state import competitions
+    from server.state import competition_spec, competitions
     from server.state.db import session_scope
     from server.state.tables import utcnow
 
@@ -89,7 +89,7 @@ def competition_show(slug: str) -> None:
         found = competitions.get_competition(session, slug)
         if found is None:
             raise click.ClickException(f"No competition {slug!r}.")
-        reveal = competitions.iso_utc(found.reveal_at) if found.reveal_at else "when published"
+        reveal = competition_spec.iso_utc(found.reveal_at) if found.reveal_at else "when published"
         click.echo(f"{found.slug}: {found.title}")
         click.echo(f"suite {found.suite}, score {found.score}")
         click.echo(
@@ -102,7 +102,7 @@ def competition_show(slug: str) -> None:
             if window is None:
                 dates = "never opens"
             else:
-                start, end = (competitions.iso_utc(t) if t else "…" for t in window)
+                start, end = (competition_spec.iso_utc(t) if t else "…" for t in window)
                 dates = f"{start} to {end}"
             marker = "  (open now)" if phase is current else ""
             place = phase.position + 1

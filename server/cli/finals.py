@@ -14,7 +14,8 @@ import click
 def publish(slug: str) -> None:
     """Publish competition SLUG's final results (once the development phase has ended)."""
     from server.state import finals
-    from server.state.competitions import get_competition, iso_utc
+    from server.state.competition_spec import iso_utc
+    from server.state.competitions import get_competition
     from server.state.db import session_scope
     from server.state.tables import utcnow
 
@@ -37,10 +38,11 @@ def publish(slug: str) -> None:
 def final_status(slug: str) -> None:
     """List competition SLUG's final evaluations: id, submission, team, status, score."""
     from server.state import finals
-    from server.state.competitions import get_competition, iso_utc
+    from server.state.competition_spec import iso_utc
+    from server.state.competitions import get_competition
     from server.state.config import parse_score
     from server.state.db import session_scope
-    from server.state.leaderboard import score_of
+    from server.state.scoring import score_of
 
     with session_scope() as session:
         found = get_competition(session, slug)

@@ -21,10 +21,12 @@ from celery import Celery
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from server.state.competitions import current_phase, iso_utc
+from server.state.competition_spec import iso_utc
+from server.state.competitions import current_phase
 from server.state.config import parse_score
-from server.state.leaderboard import rankable, score_expression
+from server.state.leaderboard import rankable
 from server.state.queue import enqueue
+from server.state.scoring import score_expression
 from server.state.submissions import development_evaluation
 from server.state.tables import (
     ACTIVE_STATUSES,

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 from server.api.deps import NowDep, SessionDep
 from server.api.errors import FieldError
 from server.state import competitions, leaderboard
-from server.state.competitions import DEFAULT_SLUG, SLUG, iso_utc, phase_window
+from server.state.competition_spec import DEFAULT_SLUG, SLUG, iso_utc
+from server.state.competitions import phase_window
 from server.state.config import parse_score
 from server.state.db import new_session
-from server.state.leaderboard import describe_rule
+from server.state.scoring import describe_rule
 from server.state.tables import Competition, Phase, PhaseKind
 from server.state.views import Leaderboard
 from server.state.visibility import final_revealed

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Header, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,20 +23,20 @@ from server.api.deps import (
     SessionDep,
     SettingsDep,
     SubmissionId,
-    WriteSessionDep,
     is_owner,
 )
 from server.api.errors import FieldError
 from server.api.presenters import present_submission, quota_of
 from server.api.schemas import Leaderboard, SubmissionPublic
 from server.state import finals
-from server.state.competitions import DEFAULT_SLUG, accepts_uploads, get_competition
+from server.state.competition_spec import DEFAULT_SLUG
+from server.state.competitions import accepts_uploads, get_competition
 from server.state.config import Settings
 from server.state.db import new_session
 from server.state.names import team_path
 from server.state.submissions import get_submission, team_submissions
 from server.state.tables import Result, Status, Submission
-from server.state.teams import team_by_name, team_by_token
+from server.state.teams import team_by_name
 from server.web import charts
 from server.web.badges import badges, distinct_badges
 from worker.engine.protocol import (  # torch-free
@@ -371,33 +371,3 @@ def _selectable(rows: list[Submission], views: list[SubmissionPublic], now: date
         if view.status not in (Status.FAILED, Status.CANCELLED):
             selectable[row.id] = competition.final_selections
     return selectable
-
-
-@router.post("/submissions/{submission_id}/final", response_class=HTMLResponse, response_model=None)
-def final_form(
-    request: Request,
-    submission_id: SubmissionId,
-    session: WriteSessionDep,
-    now: NowDep,
-    token: Annotated[str, Form(max_length=200)] = "",
-    final: Annotated[str, Form(max_length=16)] = "",
-) -> HTMLResponse | RedirectResponse:
-    """The team page's selection form without JavaScript: the token comes in the body (never
-    in an address), ``final`` is ``select`` or ``unselect``; back to the team page on success,
-    an error page saying why otherwise."""
-    if final not in ("select", "unselect"):
-        return error_page(request, 422, "Choose whether to select or unselect the submission.")
-    team = team_by_token(session=session, token=token.strip()) if token.strip() else None
-    if team is None:
-        return error_page(request, 403, "Invalid or revoked team token: enter your team's token.")
-    submission = get_submission(session=session, submission_id=submission_id)
-    if submission is None or submission.team_id != team.id:
-        return error_page(request, 404, f"Submission {submission_id} not found.")
-    change = finals.select_final if final == "select" else finals.unselect_final
-    try:
-        selection = change(session, submission, now)
-    except finals.FinalsError as error:
-        return error_page(request, 409, str(error))
-    selected = "true" if selection.final else "false"
-    address = f"{team_path(team.name)}?final={submission_id}&selected={selected}"
-    return RedirectResponse(address, status_code=303)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from server.state import competitions
-from server.state.competitions import CompetitionSpec
+from server.state.competition_spec import CompetitionSpec
 from server.state.config import get_settings
 from server.state.db import session_scope
 from server.state.tables import utcnow

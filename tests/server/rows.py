@@ -4,7 +4,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from server.state.competitions import DEFAULT_SLUG, get_competition
+from server.state.competition_spec import DEFAULT_SLUG
+from server.state.competitions import get_competition
 from server.state.tables import Evaluation, Phase, PhaseKind, Result, Submission
 from worker.engine.protocol import COLUMN_METRICS, SUITES
 

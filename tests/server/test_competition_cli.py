@@ -8,7 +8,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from server.cli import main
-from server.state import competitions
+from server.state import competition_spec, competitions
 from server.state.config import get_settings
 from server.state.db import session_scope
 from tests.synthetic import save_task
@@ -35,7 +35,7 @@ def bundle(settings_env: dict[str, str], tmp_path: Path) -> Path:
 
 
 def test_the_documented_example_is_a_valid_definition() -> None:
-    spec = competitions.CompetitionSpec.model_validate(yaml.safe_load(EXAMPLE.read_text()))
+    spec = competition_spec.CompetitionSpec.model_validate(yaml.safe_load(EXAMPLE.read_text()))
     assert [phase.kind for phase in spec.phases] == ["development", "final"]
     assert spec.development.ends_at is not None and spec.development.starts_at is not None
     assert (spec.development.ends_at - spec.development.starts_at).days == 14
@@ -45,7 +45,7 @@ def test_create_copies_the_sets_and_creates_the_competition(bundle: Path) -> Non
     result = invoke("competition", "create", str(bundle))
     assert result.exit_code == 0, result.output
     assert "Competition 'ml-class-2027' created" in result.output
-    sets = competitions.sets_dir(get_settings().home)
+    sets = competition_spec.sets_dir(get_settings().home)
     assert (sets / "public.npz").read_bytes() == (bundle.parent / "public.npz").read_bytes()
     assert (sets / "private.npz").read_bytes() == (bundle.parent / "data" / "private.npz").read_bytes()
     assert sorted(p.name for p in sets.iterdir()) == ["private.npz", "public.npz"]  # no leftovers
@@ -73,7 +73,7 @@ def test_create_copies_the_sets_and_creates_the_competition(bundle: Path) -> Non
 
 
 def test_the_same_set_again_is_fine_another_one_is_refused(bundle: Path) -> None:
-    sets = competitions.sets_dir(get_settings().home)
+    sets = competition_spec.sets_dir(get_settings().home)
     sets.mkdir(parents=True)
     shutil.copyfile(bundle.parent / "public.npz", sets / "public.npz")  # the same content
     save_task(sets / "private.npz", n=16, seed=3)  # another set under the same name
@@ -93,7 +93,7 @@ def test_a_file_that_is_not_an_evaluation_set_is_refused(bundle: Path) -> None:
     result = invoke("competition", "create", str(bundle))
     assert result.exit_code != 0
     assert "Phase 'Final':" in result.output and "is not an evaluation set" in result.output
-    assert not (competitions.sets_dir(get_settings().home) / "private.npz").exists()
+    assert not (competition_spec.sets_dir(get_settings().home) / "private.npz").exists()
 
 
 def test_a_missing_set_is_refused(bundle: Path) -> None:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from server.api.deps import clock
 from server.main import create_app
 from server.state import competitions
-from server.state.competitions import CompetitionSpec
+from server.state.competition_spec import CompetitionSpec
 from server.state.config import get_settings
 from server.state.db import session_scope
 from server.web.competition_pages import time_left

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from sqlalchemy import inspect
 
 from server.main import create_app
-from server.state import competitions
-from server.state.competitions import CompetitionError, CompetitionSpec
+from server.state import competition_spec, competitions
+from server.state.competition_spec import CompetitionError, CompetitionSpec
 from server.state.config import Settings, get_settings
 from server.state.db import get_engine, session_scope
 from server.state.migrate import alembic_config, upgrade
@@ -58,7 +58,7 @@ def with_phase(index: int, **changes: Any) -> dict[str, Any]:
 @pytest.fixture
 def sets(settings_env: dict[str, str]) -> Path:
     """public.npz and private.npz in ARENA_HOME/sets/."""
-    folder = competitions.sets_dir(get_settings().home)
+    folder = competition_spec.sets_dir(get_settings().home)
     folder.mkdir(parents=True, exist_ok=True)
     make_eval_set(folder / "public.npz", seed=1)
     make_eval_set(folder / "private.npz", seed=2)
@@ -151,7 +151,7 @@ def test_create_list_get_in_the_state_layer(sets: Path) -> None:
         created = competitions.create_competition(session, spec, settings.home)
         assert created.submissions_per_day == 3
         assert created.max_active_per_team == settings.max_active_per_team  # the settings' value
-        with pytest.raises(competitions.CompetitionExists, match="already exists"):
+        with pytest.raises(competition_spec.CompetitionExists, match="already exists"):
             competitions.create_competition(session, spec, settings.home)
     with session_scope() as session:
         found = competitions.get_competition(session, "ml-class-2027")

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from server.api.deps import clock
 from server.main import create_app
-from server.state import competitions
-from server.state.competitions import CompetitionSpec
+from server.state import competition_spec, competitions
+from server.state.competition_spec import CompetitionSpec
 from server.state.config import get_settings
 from server.state.db import session_scope
 from server.state.leaderboard import published
@@ -52,7 +52,7 @@ CLASS = {
 def competition(settings_env: dict[str, str]) -> dict[str, int]:
     """The competition ``ml-class-2027`` (one upload a day), with its sets; its phases' ids."""
     settings = get_settings()
-    folder = competitions.sets_dir(settings.home)
+    folder = competition_spec.sets_dir(settings.home)
     folder.mkdir(parents=True, exist_ok=True)
     make_eval_set(folder / "public.npz", seed=1)
     make_eval_set(folder / "private.npz", seed=2)

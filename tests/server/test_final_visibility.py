@@ -16,7 +16,8 @@ from starlette.routing import Mount, Route
 from server.api.deps import clock
 from server.main import create_app
 from server.state import competitions
-from server.state.competitions import CompetitionSpec, get_competition
+from server.state.competition_spec import CompetitionSpec
+from server.state.competitions import get_competition
 from server.state.config import get_settings
 from server.state.db import session_scope
 from server.state.leaderboard import published, shake_up

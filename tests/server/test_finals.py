@@ -14,8 +14,8 @@ from sqlalchemy import inspect, select
 from server.api.deps import clock
 from server.cli import main
 from server.main import create_app
-from server.state import competitions, finals
-from server.state.competitions import CompetitionSpec
+from server.state import competition_spec, competitions, finals
+from server.state.competition_spec import CompetitionSpec
 from server.state.config import get_settings
 from server.state.db import get_engine, new_session, session_scope
 from server.state.leaderboard import published
@@ -67,7 +67,7 @@ class FakeBroker:
 def phases(settings_env: dict[str, str]) -> dict[str, int]:
     """The competition ``ml-class-2027`` with a final phase; its phases' ids by kind."""
     settings = get_settings()
-    folder = competitions.sets_dir(settings.home)
+    folder = competition_spec.sets_dir(settings.home)
     folder.mkdir(parents=True, exist_ok=True)
     make_eval_set(folder / "public.npz", seed=1)
     make_eval_set(folder / "private.npz", seed=2)

@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 
 from server.main import create_app
 from server.state.db import session_scope
-from server.state.leaderboard import describe_rule, published
+from server.state.leaderboard import published
+from server.state.scoring import describe_rule
 from server.state.submissions import discard_submission, reserve_submission
 from server.state.tables import Status, utcnow
 from server.state.teams import create_team

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from server.cli import main
 from server.main import create_app
 from server.state import finals
-from server.state.competitions import DEFAULT_SLUG, get_competition
+from server.state.competition_spec import DEFAULT_SLUG
+from server.state.competitions import get_competition
 from server.state.db import session_scope
 from server.state.leaderboard import published, rejudging_count
 from server.state.lifecycle import claim_evaluation, finish_evaluation

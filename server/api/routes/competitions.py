@@ -14,7 +14,7 @@ from server.api.deps import AdminDep, NowDep, SessionDep, SettingsDep, WriteSess
 from server.api.errors import FieldError
 from server.api.schemas import CompetitionList, CompetitionPublic, PhasePublic, RerunQueued, RerunRequest
 from server.state import competitions, finals
-from server.state.competitions import SLUG, CompetitionError, CompetitionExists, CompetitionSpec
+from server.state.competition_spec import SLUG, CompetitionError, CompetitionExists, CompetitionSpec
 from server.state.tables import Competition, PhaseKind, utcnow
 
 router = APIRouter(prefix="/api/competitions", tags=["competitions"])

@@ -52,7 +52,7 @@ def _old_results_unique() -> tuple[str, dict]:
 def _default_development_phase() -> int:
     """The default competition's development phase, created if absent (the settings' values;
     every start brings them in step again)."""
-    from server.state.competitions import DEFAULT_PHASE, DEFAULT_SLUG, DEFAULT_TITLE
+    from server.state.competition_spec import DEFAULT_PHASE, DEFAULT_SLUG, DEFAULT_TITLE
     from server.state.config import get_settings
 
     bind = op.get_bind()
@@ -173,7 +173,7 @@ def upgrade() -> None:
 
 
 def _refuse_lossy_downgrade() -> None:
-    from server.state.competitions import DEFAULT_SLUG
+    from server.state.competition_spec import DEFAULT_SLUG
 
     bind = op.get_bind()
     uneven = bind.scalar(
