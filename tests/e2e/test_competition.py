@@ -29,14 +29,14 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def create_competition(platform: Platform, home: Path) -> datetime:
-    """The two-phase competition, development closing ``WINDOW`` from now; its end."""
+def create_competition(platform: Platform, home: Path, window: timedelta = WINDOW) -> datetime:
+    """The two-phase competition, development closing ``window`` from now; its end."""
     sets = home / "sets"
     sets.mkdir(parents=True, exist_ok=True)
     make_eval_set(sets / "public.npz", seed=1)
     make_eval_set(sets / "private.npz", seed=2)
     now = datetime.now(UTC).replace(microsecond=0)
-    ends_at = now + WINDOW
+    ends_at = now + window
     response = httpx.post(
         platform.url + "/api/competitions",
         headers=ADMIN,

@@ -86,6 +86,7 @@ def test_before_the_start_the_page_counts_down_to_the_opening(client, sets, now)
     assert "Development not started 2027-01-10 09:00 UTC → 2027-01-24 09:00 UTC" in timeline
     assert "Final not started from the development end, 2027-01-24 09:00 UTC" in timeline
     assert "Final results revealed when the organiser publishes them." in timeline
+    assert 'id="upload-link"' not in html  # no uploads before the start
     assert '<script src="/static/competition.js" defer></script>' in html
     assert client.get("/static/competition.js").status_code == 200
 
@@ -98,6 +99,8 @@ def test_during_development_the_page_counts_down_to_its_end(client, sets, now) -
     assert "Development closes in 14 days" in text(html, "next-deadline")
     assert re.findall(r'data-state="(\w+)"', html) == ["open", "upcoming"]
     assert "Final results revealed at 2027-02-01 12:00 UTC." in text(html, "timeline")
+    assert text(html, "upload-link") == "Upload a checkpoint to the Development phase."
+    assert '<a href="/submit?competition=ml-class-2027">Upload a checkpoint</a>' in html
     now.now = END - timedelta(seconds=1)
     html = client.get("/competitions/ml-class-2027").text
     assert "Development closes in 1 second" in text(html, "next-deadline")
@@ -110,6 +113,7 @@ def test_after_development_the_final_phase_is_open(client, sets, now) -> None:  
     assert text(html, "competition-status").startswith("The Final phase is open")
     assert re.findall(r'data-state="(\w+)"', html) == ["closed", "open"]
     assert "Results revealed in 8 days 3 hours" in text(html, "next-deadline")
+    assert 'id="upload-link"' not in html  # uploads closed with the development phase
     now.now = datetime(2027, 3, 1, tzinfo=UTC)
     html = client.get("/competitions/ml-class-2027").text
     assert 'id="next-deadline"' not in html
@@ -134,6 +138,7 @@ def test_the_default_competition_is_always_open_and_links_the_board(client) -> N
     assert 'id="next-deadline"' not in html
     assert "always open, no end date" in text(html, "timeline")
     assert '<a href="/">The leaderboard</a>' in html
+    assert '<a href="/submit">Upload a checkpoint</a>' in html
     assert "Score = " in text(html, "score-rule")
     assert 'id="description"' not in html  # no description, no empty box
     assert "Final selections" not in html  # no final phase
