@@ -31,7 +31,7 @@ def test_upload_is_evaluated_by_a_real_worker_and_ranked(arena_env: dict[str, st
         )
         assert response.status_code == 202, response.text
         created = response.json()
-        assert created["status"] == "queued"
+        assert created["status"] in ("queued", "running")  # a free worker may already have it
 
         body = platform.wait_for(created["id"], token)
         assert body["status"] == "finished", (body, platform.logs_text())

@@ -29,12 +29,15 @@ pytestmark = pytest.mark.slow
 
 
 def stored(env: dict[str, str], submission_id: int) -> dict:
-    """The submission's row, read from the database (the API may be down)."""
+    """The submission's evaluation (its only one here), read from the database (the API may be
+    down)."""
     engine = create_engine(database_url(env))
     with engine.connect() as connection:
         row = (
             connection.execute(
-                text("SELECT status, attempts, lease_owner, error FROM submissions WHERE id = :id"),
+                text(
+                    "SELECT status, attempts, lease_owner, error FROM evaluations WHERE submission_id = :id"
+                ),
                 {"id": submission_id},
             )
             .mappings()
