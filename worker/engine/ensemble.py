@@ -2,17 +2,21 @@
 
 A model can hide its gradients from one attack but rarely from all of them (Croce & Hein
 2020; Tramèr et al. 2020). The ensemble runs PGD with cross-entropy and with the margin loss,
-targeted margin restarts against the wrong classes with the nearest boundaries, random
-noise on the ball's surface and, when the model declares one, PGD through a surrogate
-judged on the real model.
+targeted margin restarts against the wrong classes with the nearest boundaries, PGD through a
+surrogate judged on the real model when the model declares one, and last random noise on the
+ball's surface.
 
-Each attack runs on every clean-correct image, so its own figure stays visible; restarts
-and targets inside one attack skip images it has already fooled.
+As AutoAttack does, each attack runs only on the images that the attacks before it left
+standing (a score above zero), so an image broken early costs nothing more; PGD on the
+cross-entropy comes first and so runs on every clean-correct image, which the check of
+iterative against single-step attacks needs. Restarts and targets inside one attack skip
+images it has already fooled in the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 
 import torch
@@ -27,6 +31,8 @@ from worker.engine.suites import Loss, PGDParams
 from worker.engine.targets import nearest_classes
 
 Run = Callable[[Tensor, Tensor, Tensor], AttackResult]
+#: The runs of one attack, made for the images it is about to attack (targets are ranked there).
+Runs = Callable[[Tensor, Tensor], list[Run]]
 
 
 class Attack(StrEnum):
@@ -41,6 +47,24 @@ class Attack(StrEnum):
 
 
 DIRECT = (Attack.PGD_CE, Attack.PGD_MARGIN, Attack.PGD_TARGETED)
+
+
+@dataclass(frozen=True)
+class AttackScores:
+    """One attack's per-image robustness (N,) in [0, 1]: its own score on the images it ran on
+    (``ran``), 0 on the others, which the attacks before it had already broken."""
+
+    own: Tensor
+    ran: Tensor
+
+    @classmethod
+    def cat(cls, parts: list[AttackScores]) -> AttackScores:
+        return cls(torch.cat([p.own for p in parts]), torch.cat([p.ran for p in parts]))
+
+    @classmethod
+    def everywhere(cls, own: Tensor) -> AttackScores:
+        """Scores of an attack run on every image (FGSM)."""
+        return cls(own, torch.ones(len(own), dtype=torch.bool, device=own.device))
 
 
 class Ensemble:
@@ -60,50 +84,44 @@ class Ensemble:
         self.surrogate = surrogate
         self.accuracy_draws = accuracy_draws
 
-    def __call__(
-        self, images: Tensor, labels: Tensor, clean: Tensor, targets: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        """Per-attack robustness (N,) in [0, 1], each at most the clean score ``clean``.
+    def __call__(self, images: Tensor, labels: Tensor, clean: Tensor) -> dict[str, AttackScores]:
+        """Per-attack scores in the order the attacks ran, each at most the clean score ``clean``.
 
-        ``targets`` (count, M): the ranked target classes of the M clean-correct images, when
-        the caller has them already (``CleanGradients.nearest``); ranked here otherwise.
+        An attack runs on the images whose worst score so far (``clean`` first) is above zero.
         """
-        index = (clean > 0).nonzero().squeeze(1)
-        whole = len(index) == len(images)
-        x, y = (images, labels) if whole else (images[index], labels[index])
+        left = clean.clone()
         scores = {}
-        for name, runs in self._attacks(x, y, targets):
-            if len(index) == 0:
-                scores[str(name)] = torch.zeros_like(clean)
-                continue
-            result = _cascade(x, y, runs)
-            if self.judge.stochastic:
-                robust = self.judge.correct(result.adversarial, y, self.accuracy_draws)
-            else:
-                robust = result.correct
-            full = torch.zeros_like(clean)
-            full[index] = torch.minimum(clean[index], robust)
-            scores[str(name)] = full
+        for name, runs in self._attacks():
+            index = (left > 0).nonzero().squeeze(1)
+            own = torch.zeros_like(clean)
+            ran = torch.zeros(len(clean), dtype=torch.bool, device=clean.device)
+            if len(index):
+                whole = len(index) == len(images)
+                x, y = (images, labels) if whole else (images[index], labels[index])
+                result = _cascade(x, y, runs(x, y))
+                if self.judge.stochastic:
+                    robust = self.judge.correct(result.adversarial, y, self.accuracy_draws)
+                else:
+                    robust = result.correct
+                own[index] = torch.minimum(clean[index], robust)
+                ran[index] = True
+                left[index] = torch.minimum(left[index], own[index])
+            scores[str(name)] = AttackScores(own, ran)
         return scores
 
-    def _attacks(
-        self, x: Tensor, y: Tensor, targets: Tensor | None = None
-    ) -> Iterator[tuple[Attack, list[Run]]]:
+    def _attacks(self) -> Iterator[tuple[Attack, Runs]]:
         p = self.params
         for loss in (loss for loss in p.losses if loss != Loss.TARGETED):
-            yield Attack(f"pgd_{loss}"), self._pgd(loss) * p.restarts
-        if p.targets > 0 and len(x):
-            ranked = targets
-            if ranked is None:
-                ranked = nearest_classes(self.judge, x, y, p.targets, p.threat)
-            runs = [self._targeted(ranked[k]) for k in range(len(ranked))] * p.restarts
-            yield Attack.PGD_TARGETED, runs
-        noise = Noise(self.judge, self.ball, draws=p.noise_draws)
-        yield Attack.NOISE, [lambda xs, ys, _: noise(xs, ys)]
+            yield Attack(f"pgd_{loss}"), _fixed(self._pgd(loss) * p.restarts)
+        if p.targets > 0:
+            yield Attack.PGD_TARGETED, self._targeted_runs
         if self.surrogate is not None:
             losses = [loss for loss in p.losses if loss != Loss.TARGETED]
-            runs = [run for loss in losses for run in self._pgd(loss, guide=self.surrogate)]
-            yield Attack.SURROGATE, runs * p.restarts
+            guide = self.surrogate
+            runs = [run for loss in losses for run in self._pgd(loss, guide=guide)] * p.restarts
+            yield Attack.SURROGATE, _fixed(runs)
+        noise = Noise(self.judge, self.ball, draws=p.noise_draws)
+        yield Attack.NOISE, _fixed([lambda xs, ys, _: noise(xs, ys)])
 
     def _pgd(self, loss: Loss, guide: Classifier | None = None) -> list[Run]:
         p = self.params
@@ -118,6 +136,12 @@ class Ensemble:
         )
         return [lambda xs, ys, _: attack(xs, ys)]
 
+    def _targeted_runs(self, x: Tensor, y: Tensor) -> list[Run]:
+        """A run per target class, ranked for the images still standing (``x``, ``y``)."""
+        p = self.params
+        ranked = nearest_classes(self.judge, x, y, p.targets, p.threat)
+        return [self._targeted(ranked[k]) for k in range(len(ranked))] * p.restarts
+
     def _targeted(self, targets: Tensor) -> Run:
         p = self.params
         attack = PGD(
@@ -129,6 +153,11 @@ class Ensemble:
             random_start=p.random_start,
         )
         return lambda xs, ys, index: attack(xs, ys, targets[index])
+
+
+def _fixed(runs: list[Run]) -> Runs:
+    """Runs that do not depend on which images they attack."""
+    return lambda x, y: runs
 
 
 def _cascade(x: Tensor, y: Tensor, runs: list[Run]) -> AttackResult:
@@ -145,12 +174,23 @@ def _cascade(x: Tensor, y: Tensor, runs: list[Run]) -> AttackResult:
     return result
 
 
-def worst_case(scores: dict[str, Tensor]) -> Tensor:
+def worst_case(scores: dict[str, AttackScores]) -> Tensor:
     """Image-by-image minimum over attacks: robust only against every one of them."""
-    return torch.stack(list(scores.values())).amin(dim=0)
+    return torch.stack([s.own for s in scores.values()]).amin(dim=0)
 
 
-def direct_worst(scores: dict[str, Tensor]) -> Tensor | None:
+def left_after(scores: dict[str, AttackScores]) -> dict[str, float]:
+    """Robust accuracy left after each attack and the ones before it, in order (AutoAttack's
+    running figures): the last one is the threat model's accuracy."""
+    running: Tensor | None = None
+    out = {}
+    for name, s in scores.items():
+        running = s.own if running is None else torch.minimum(running, s.own)
+        out[name] = float(running.double().mean())
+    return out
+
+
+def direct_worst(scores: dict[str, AttackScores]) -> Tensor | None:
     """Worst case over the direct gradient attacks (PGD on the model itself)."""
     direct = {name: s for name, s in scores.items() if name in DIRECT}
     return worst_case(direct) if direct else None

@@ -18,13 +18,12 @@ from torch import Tensor, nn
 from worker.engine.autoattack import autoattack, autoattack_version
 from worker.engine.classifier import Classifier, frozen
 from worker.engine.diagnosis import Diagnosis, Outputs, diagnose
-from worker.engine.ensemble import Attack, Ensemble, direct_worst, worst_case
+from worker.engine.ensemble import Attack, AttackScores, Ensemble, direct_worst, left_after, worst_case
 from worker.engine.fgsm import FGSM
 from worker.engine.flags import autoattack_flag, masking_flags, model_flags
 from worker.engine.memory import retain_freed_memory
 from worker.engine.statistics import accuracy_metric
-from worker.engine.suites import PGDParams, Suite, ThreatModel, params_dict
-from worker.engine.targets import clean_gradients
+from worker.engine.suites import Loss, PGDParams, Suite, ThreatModel, params_dict
 
 Progress = Callable[[str, int, int], None]
 _SEED_OFFSETS = {
@@ -115,7 +114,6 @@ class _Evaluation:
             self.surrogate = self._classifier(surrogate, self._diagnose(surrogate))
         self.accuracy_draws = suite.draws.accuracy if self.diagnosis.stochastic else 1
         self.worst: dict[str, Tensor] = {}
-        self.targets: list[dict[str, Tensor]] = []  # per batch, per threat: from the fgsm stage
 
     def results(self, sigma: float | None) -> dict[str, Any]:
         suite, flags = self.suite, self._model_flags()
@@ -146,27 +144,18 @@ class _Evaluation:
         return torch.cat(scores)
 
     def _fgsm(self, clean: Tensor) -> Tensor:
-        """FGSM, and the target classes of both threat models from the same clean gradients."""
+        """FGSM on the clean-correct images: one gradient pass, then scored with the accuracy draws."""
         self._reseed("fgsm")
         attack, parts = FGSM(self.judge, eps=self.suite.fgsm.eps), []
-        threats = {
-            key: p
-            for key, p in (("pgd_linf", self.suite.pgd_linf), ("pgd_l2", self.suite.pgd_l2))
-            if p.targets > 0
-        }
         for (x, y), c in zip(self._batches("fgsm"), clean.split(self.batch), strict=True):
             c = c.to(self.device)
-            scores, targets = torch.zeros_like(c), {}
+            scores = torch.zeros_like(c)
             index = (c > 0).nonzero().squeeze(1)
             if len(index):
                 xs, ys = (x, y) if len(index) == len(c) else (x[index], y[index])
-                gradients = clean_gradients(self.judge, xs, ys)
-                targets = {key: gradients.nearest(ys, p.targets, p.threat) for key, p in threats.items()}
-                adversarial = attack.perturb(xs, gradients.loss)
-                del gradients
-                robust = self.judge.correct(adversarial, ys, self.accuracy_draws)
+                gradient, _ = self.judge.gradient(xs, ys, Loss.CE)
+                robust = self.judge.correct(attack.perturb(xs, gradient), ys, self.accuracy_draws)
                 scores[index] = torch.minimum(c[index], robust)
-            self.targets.append(targets)
             parts.append(scores.cpu())
         return torch.cat(parts)
 
@@ -175,15 +164,17 @@ class _Evaluation:
     ) -> tuple[dict[str, Any], list[dict[str, str]]]:
         self._reseed(key)
         ensemble = Ensemble(self.judge, params, surrogate=self.surrogate, accuracy_draws=self.accuracy_draws)
-        parts: dict[str, list[Tensor]] = {}
-        batches = zip(self._batches(key), clean.split(self.batch), self.targets, strict=True)
-        for (x, y), c, targets in batches:
-            for name, batch_scores in ensemble(x, y, c.to(self.device), targets.get(key)).items():
-                parts.setdefault(name, []).append(batch_scores.cpu())
-        scores = {**extra, **{name: torch.cat(p) for name, p in parts.items()}}
+        parts: dict[str, list[AttackScores]] = {}
+        for (x, y), c in zip(self._batches(key), clean.split(self.batch), strict=True):
+            for name, batch_scores in ensemble(x, y, c.to(self.device)).items():
+                parts.setdefault(name, []).append(
+                    AttackScores(batch_scores.own.cpu(), batch_scores.ran.cpu())
+                )
+        scores = {name: AttackScores.everywhere(s) for name, s in extra.items()}
+        scores |= {name: AttackScores.cat(p) for name, p in parts.items()}
         worst = worst_case(scores)
         metric = accuracy_metric(worst, params_dict(params))
-        metric["attacks"] = {name: float(s.double().mean()) for name, s in scores.items()}
+        metric["attacks"] = left_after(scores)
         flags = masking_flags(
             key, scores, direct=direct_worst(scores), margin=self.suite.checks.masking_margin
         )

@@ -8,11 +8,14 @@ the ensemble's worst case is the figure to trust.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
+import torch
 from torch import Tensor
 
 from worker.engine.diagnosis import Diagnosis, Outputs
+from worker.engine.ensemble import AttackScores
 
 
 class FlagCode(StrEnum):
@@ -77,13 +80,17 @@ def model_flags(
     return flags
 
 
-def beats(challenger: Tensor, incumbent: Tensor, margin: float) -> bool:
+def beats(challenger: Tensor, incumbent: Tensor, margin: float, where: Tensor | None = None) -> bool:
     """Whether ``challenger`` leaves clearly less per-image accuracy than ``incumbent``.
 
     Paired over images: the mean gap must exceed ``margin`` and twice its standard error,
-    so the noise of a stochastic model's per-image estimates does not raise a flag.
+    so the noise of a stochastic model's per-image estimates does not raise a flag. With
+    ``where``, only those images count towards the gap (the challenger ran on them alone),
+    the others count as no gap.
     """
     gap = (incumbent - challenger).double()
+    if where is not None:
+        gap = torch.where(where, gap, torch.zeros_like(gap))
     if len(gap) == 0:
         return False
     mean = float(gap.mean())
@@ -92,43 +99,52 @@ def beats(challenger: Tensor, incumbent: Tensor, margin: float) -> bool:
 
 
 def masking_flags(
-    metric: str, scores: dict[str, Tensor], *, direct: Tensor | None, margin: float
+    metric: str, scores: Mapping[str, AttackScores], *, direct: Tensor | None, margin: float
 ) -> list[dict[str, str]]:
     """Signs of gradient masking in one metric's per-image, per-attack scores.
 
     ``direct`` is the worst case over PGD on the model itself. A check fires when the
-    weaker-in-principle attack leaves clearly less accuracy (see ``beats``).
+    weaker-in-principle attack leaves clearly less accuracy (see ``beats``) on the images it
+    ran on: noise and the surrogate run only where the direct attacks left an image standing,
+    so what they break there is what the direct attacks missed.
     """
     flags = []
     pgd, fgsm = scores.get("pgd_ce"), scores.get("fgsm")
-    if pgd is not None and fgsm is not None and beats(fgsm, pgd, margin):
+    if pgd is not None and fgsm is not None and beats(fgsm.own, pgd.own, margin):
         flags.append(
             _flag(
                 FlagCode.ITERATIVE_WEAKER,
-                f"{metric}: iterative PGD (cross-entropy) leaves {_pct(pgd)} but single-step FGSM "
-                f"leaves {_pct(fgsm)}: the gradients mislead iterative attacks.",
+                f"{metric}: iterative PGD (cross-entropy) leaves {_pct(pgd.own)} but single-step "
+                f"FGSM leaves {_pct(fgsm.own)}: the gradients mislead iterative attacks.",
             )
         )
     noise = scores.get("noise")
-    if direct is not None and noise is not None and beats(noise, direct, margin):
+    if direct is not None and noise is not None and beats(noise.own, direct, margin, noise.ran):
         flags.append(
             _flag(
                 FlagCode.NOISE_BEATS_ATTACK,
-                f"{metric}: random noise of the same budget leaves {_pct(noise)}, less than the "
-                f"{_pct(direct)} left by gradient attacks: gradients are masked.",
+                f"{metric}: random noise of the same budget breaks {_pct(_broken(noise, direct))} "
+                f"of the images, ones that gradient attacks could not break ({_pct(direct)} "
+                "robust to them): gradients are masked.",
             )
         )
     surrogate = scores.get("surrogate")
-    if direct is not None and surrogate is not None and beats(surrogate, direct, margin):
+    if direct is not None and surrogate is not None and beats(surrogate.own, direct, margin, surrogate.ran):
         flags.append(
             _flag(
                 FlagCode.SURROGATE_BEATS_DIRECT,
-                f"{metric}: PGD through the declared surrogate leaves {_pct(surrogate)}, less than "
-                f"the {_pct(direct)} left by PGD on the model itself: its own gradients are "
+                f"{metric}: PGD through the declared surrogate breaks "
+                f"{_pct(_broken(surrogate, direct))} of the images, ones that PGD on the model "
+                f"itself could not break ({_pct(direct)} robust to it): its own gradients are "
                 "obfuscated.",
             )
         )
     return flags
+
+
+def _broken(challenger: AttackScores, direct: Tensor) -> Tensor:
+    """Per image, the accuracy the challenger took away where it ran (as a fraction of all)."""
+    return torch.where(challenger.ran, (direct - challenger.own).clamp_min(0), torch.zeros_like(direct))
 
 
 def autoattack_flag(autoattack: Tensor, ensemble: Tensor, *, margin: float) -> list[dict[str, str]]:

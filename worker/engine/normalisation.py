@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import torch
-from statsmodels.stats.contingency_tables import mcnemar
 from torch import Tensor, nn
 
 from worker.engine.suites import NormalisationParams
@@ -74,13 +73,16 @@ class Decision:
 def exact_mcnemar(reference: Tensor, candidate: Tensor) -> tuple[int, int, float]:
     """(gained, lost, two-sided exact p-value) of ``candidate`` against ``reference``.
 
-    Both are per-image booleans on the same images; only the discordant images count.
+    Both are per-image booleans on the same images; only the discordant images count: under
+    the null each is a fair coin, so the p-value is twice the binomial tail of the rarer side
+    (statsmodels' ``mcnemar(exact=True)``, computed with ``scipy.special.bdtr``: importing
+    statsmodels would add most of a second to every evaluation's start).
     """
+    from scipy.special import bdtr
+
     gained = int((candidate & ~reference).sum())
     lost = int((reference & ~candidate).sum())
-    both = int((reference & candidate).sum())
-    neither = len(reference) - gained - lost - both
-    p_value = float(mcnemar([[both, lost], [gained, neither]], exact=True).pvalue)
+    p_value = 2 * float(bdtr(min(gained, lost), gained + lost, 0.5))
     return gained, lost, min(1.0, p_value)
 
 

@@ -28,7 +28,10 @@ def test_results_are_json_with_intervals_and_the_suite_recorded():
         assert 0 <= lo <= metric["accuracy"] <= hi <= 1
         assert metric["n"] == len(images)
     assert result["pgd_linf"]["params"]["eps"] == pytest.approx(8 / 255)
-    assert set(result["pgd_linf"]["attacks"]) == {"fgsm", "pgd_ce", "pgd_margin", "pgd_targeted", "noise"}
+    assert list(result["pgd_linf"]["attacks"]) == ["fgsm", "pgd_ce", "pgd_margin", "pgd_targeted", "noise"]
+    for key in ("pgd_linf", "pgd_l2"):  # what is left after each attack and the ones before it
+        left = list(result[key]["attacks"].values())
+        assert left == sorted(left, reverse=True) and left[-1] == result[key]["accuracy"]
     assert result["pgd_linf"]["accuracy"] <= result["fgsm"]["accuracy"]
     assert result["pgd_l2"]["accuracy"] <= result["natural"]["accuracy"]
     assert "smoothing" not in result and "autoattack" not in result

@@ -33,6 +33,18 @@ def test_exact_mcnemar_is_the_binomial_test_on_discordant_images():
     assert exact_mcnemar(reference, reference) == (0, 0, 1.0)
 
 
+def test_exact_mcnemar_agrees_with_statsmodels_on_every_split_of_up_to_120_discordant_images():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    for discordant in range(0, 121, 7):
+        for gained in range(discordant + 1):
+            lost = discordant - gained
+            candidate = torch.tensor([True] * gained + [False] * lost + [True] * 5)
+            reference = torch.tensor([False] * gained + [True] * lost + [True] * 5)
+            expected = min(1.0, float(mcnemar([[5, lost], [gained, 0]], exact=True).pvalue))
+            assert exact_mcnemar(reference, candidate) == pytest.approx((gained, lost, expected), rel=1e-12)
+
+
 def verdict(base: Tensor, other: Tensor, *, declared: bool = False, insist: bool = False):
     correct = {"half": base, "none": other}
     return decide(correct, [NONE, HALF], "half", declared=declared, insist=insist, params=PARAMS)
