@@ -53,11 +53,11 @@ def diagnose(model: nn.Module, images: Tensor, labels: Tensor) -> Diagnosis:
         num_classes=first.shape[1],
         zero_gradient_fraction=float((flat == 0).all(dim=1).float().mean()),
         nonfinite_gradients=not bool(torch.isfinite(flat).all()),
-        channels_last=_channels_last_agrees(model, images[:16]),
+        channels_last=channels_last_agrees(model, images[:16]),
     )
 
 
-def _channels_last_agrees(model: nn.Module, images: Tensor) -> bool:
+def channels_last_agrees(model: nn.Module, images: Tensor) -> bool:
     """Whether ``model`` gives the same predictions and, within float rounding, the same
     scores on channels-last images: only on the CPU, for 4-D images, under the same seed (so
     a random model's draws match); the caller's random state is kept."""
