@@ -11,13 +11,15 @@ by ``bench/end_to_end.py``). The stages:
 
 - start-up and imports: a fresh interpreter importing what the child imports (median of 3
   runs, measured in a child process since this one has them already);
-- loading (model) and evaluation set; probes (the engine's model diagnosis);
+- loading (model) and evaluation set; the normalisation check (natural accuracy of each
+  candidate normalisation, ``worker.normalisation``), not with ``--arch``; probes (the
+  engine's model diagnosis);
 - each stage of the engine, and inside each threat model each attack of the ensemble
   (``pgd_targeted`` includes ranking the target classes);
 - writing: the result as JSON to a file.
 
-"outside attacks" sums start-up, loading, evaluation set, probes, the natural pass and
-writing. ``--images`` takes the first N images (default: the suite's count).
+"outside attacks" sums start-up, loading, evaluation set, normalisation check, probes, the
+natural pass and writing. ``--images`` takes the first N images (default: the suite's count).
 
 ``--arch`` times a zoo network at its initial weights with its declared surrogate. The images
 are then labelled with the network's own predictions, so every image is correct and every
@@ -80,13 +82,14 @@ def _synchronize(device: torch.device) -> None:
 
 
 def time_attacks(clock: StageClock) -> dict[str, float]:
-    """Wrap ``Ensemble._attacks`` so each attack's time (preparation, cascade, rescoring) is
-    added to ``seconds["<stage>/<attack>"]``; returns that dict."""
+    """Wrap ``Ensemble._attacks`` so each attack's time (its runs made, target ranking
+    included, the cascade and rescoring) is added to ``seconds["<stage>/<attack>"]``; returns
+    that dict."""
     seconds: dict[str, float] = {}
     attacks = Ensemble._attacks
 
-    def timed(self: Ensemble, x: torch.Tensor, y: torch.Tensor, *rest: Any) -> Iterator[Any]:
-        generator = attacks(self, x, y, *rest)
+    def timed(self: Ensemble) -> Iterator[Any]:
+        generator = attacks(self)
         while True:
             start = time.perf_counter()
             try:
@@ -163,6 +166,11 @@ def load(args: argparse.Namespace) -> tuple[Any, str, Callable[[torch.Tensor], t
 
 
 def main() -> None:
+    """Time one evaluation stage by stage and print the table.
+
+    Long because it is the benchmark read top to bottom: parse, load, settle the
+    normalisation, run the engine with its clocks, write, then one table row per stage.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_device(parser)
     parser.add_argument("--suite", default="class", help="class, robustbench or smoke (default class)")
@@ -198,6 +206,13 @@ def main() -> None:
         f"{f', σ = {args.sigma}' if args.sigma else ''}\n",
         flush=True,
     )
+    if labeller is None:  # the worker's first step; an untrained --arch network has nothing to settle
+        from worker.normalisation import settle_normalisation
+
+        start = time.perf_counter()
+        loaded, _ = settle_normalisation(loaded, images, labels, suite, device=device)
+        _synchronize(device)
+        rows.append(("normalisation check", time.perf_counter() - start))
     clock = StageClock(device)
     attacks = time_attacks(clock)
     start = time.perf_counter()
@@ -228,7 +243,8 @@ def main() -> None:
     fixed = sum(
         seconds
         for stage, seconds in rows
-        if stage.split(" ")[0] in ("start-up", "loading", "evaluation", "probes", "natural", "writing")
+        if stage.split(" ")[0]
+        in ("start-up", "loading", "evaluation", "normalisation", "probes", "natural", "writing")
     )
     lines = []
     for stage, seconds in rows:
@@ -247,7 +263,7 @@ def main() -> None:
                 )
     lines.append(
         [
-            "outside attacks (start-up, loading, set, probes, natural, writing)",
+            "outside attacks (start-up, loading, set, normalisation, probes, natural, writing)",
             f"{fixed:.2f}",
             f"{100 * fixed / total:.0f}%",
             "",
