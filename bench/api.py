@@ -184,6 +184,11 @@ def uncached_ranking_ms(repeat: int = 20) -> float:
 
 
 def main() -> None:
+    """Fill the database, start the API, load it and print the table.
+
+    Long because it is the benchmark read top to bottom: each block is one step of the
+    measurement (fill, uncached query, server start, one load run per client count).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=10_000)
     parser.add_argument("--teams", type=int, default=40)

@@ -126,6 +126,11 @@ def ensemble(
 
 
 def main() -> None:
+    """Run both sides on both models and print the table.
+
+    Long because it is the benchmark read top to bottom: per model, per attack, both sides
+    timed, then the ensembles, each block one row of the printed tables.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_device(parser)
     parser.add_argument("--images", type=int, default=256, help="first N test images (default 256)")

@@ -39,6 +39,11 @@ def run(command: list[str]) -> tuple[float, str]:
 
 
 def main() -> None:
+    """Time both processes, alternating, and print medians, ratio and accuracies.
+
+    Long because it is the benchmark read top to bottom: the two command lines, the
+    alternating runs, then the table and the verdict.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per side (default 3)")
     parser.add_argument("--images", type=int, default=256, help="first N class-split images")

@@ -46,6 +46,7 @@ def change_text(rank_change: int | None) -> str:
 
 
 def test_a_competition_from_the_open_phase_to_the_published_final_board(page, arena_env, tmp_path, artifacts):
+    """Long because it is the whole story of a competition in the browser, one block per step of its life."""
     platform = Platform(arena_env, tmp_path)
     try:
         # The sets create_competition writes (same seeds), to fit the two models to beforehand.

@@ -103,6 +103,7 @@ def wait_finished(page, submission: int) -> None:
 
 
 def test_first_hour_from_a_fresh_clone_with_the_readmes_commands(page, tmp_path, artifacts):
+    """Long because it is a newcomer's first hour, one block per step the README gives."""
     clone = fresh_clone(tmp_path)
     readme = (clone / "README.md").read_text()
     env = offline_env()

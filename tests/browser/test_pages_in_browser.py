@@ -123,6 +123,7 @@ def test_upload_is_followed_live_then_ranked_and_sortable(page, arena_env, tmp_p
     # on all 64 images of the smoke suite, several seconds of stages to follow on any machine.
     # (At initialisation it gives one class to all of them, so its scores are 100%: a constant
     # classifier is robust; the screenshot shows that, not a trained model.)
+    """Long because it is one team's story in the browser, step by step, with a screenshot at each step."""
     second = make_checkpoint(tmp_path / "ada-resnet20.pth", arch="resnet20", seed=2)
     eval_set = make_labelled_eval_set(tmp_path / "eval64.npz", second, "resnet20", n=64)
     env = {**arena_env, "ARENA_MAX_ACTIVE_PER_TEAM": "2", "ARENA_EVAL_SET": str(eval_set)}
@@ -235,6 +236,7 @@ def other_errors(page, field: str) -> list[str]:
 
 
 def test_rejected_uploads_show_the_message_by_the_field(page, arena_env, tmp_path, artifacts):
+    """Long because it walks each refused upload through the form, one block per kind of refusal."""
     notes = tmp_path / "notes.txt"
     notes.write_text("These are my training notes, not a checkpoint.\n")
     resnet = make_checkpoint(tmp_path / "resnet20.pth", arch="resnet20", seed=0)

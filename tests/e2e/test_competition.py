@@ -77,6 +77,8 @@ def final_board(platform: Platform, headers: dict[str, str] | None = None) -> ht
 def test_two_phase_competition_from_uploads_to_the_published_final_board(
     arena_env: dict[str, str], tmp_path: Path
 ):
+    """Long because it is the lifecycle with real processes, one block per step from uploads
+    to the published board."""
     platform = Platform(arena_env, tmp_path)
     try:
         ada, bob = platform.create_team("Team Ada"), platform.create_team("Team Bob")

@@ -23,6 +23,7 @@ def database_url(env: dict[str, str]) -> str:
 
 
 def test_upload_is_evaluated_by_a_real_worker_and_ranked(arena_env: dict[str, str], tmp_path: Path):
+    """Long because it follows one upload through every real process, one block per step of the data flow."""
     platform = Platform(arena_env, tmp_path)
     try:
         token = platform.create_team("Team Ada")

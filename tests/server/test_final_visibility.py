@@ -1,7 +1,8 @@
 """Final results stay with the organiser until revealed: every route, as the owning team,
 another team and anonymously, shows nothing of the final-phase evaluations (results, error,
 status, progress, timing) before the organiser publishes or the reveal time passes; then the
-final board and each submission's ``final`` object appear. And the final board's shake-up."""
+final board and each submission's ``final`` object appear. And the final board's shake-up.
+Over 400 lines: every test reads the one scene its fixture builds."""
 
 import re
 from dataclasses import dataclass
@@ -114,6 +115,8 @@ def final_evaluation(session, submission_id: int, phase_id: int, **fields: Any) 
 
 @pytest.fixture
 def arena(settings_env: dict[str, str], sets) -> Arena:  # noqa: F811
+    """Long because it builds the whole scene every leak test reads: a competition, four
+    teams, their development results and one final evaluation in each state."""
     now = Clock(AFTER_END)
     app = create_app()
     app.dependency_overrides[clock] = now

@@ -1,6 +1,7 @@
 """The end of a competition: final selections (limit, window, ownership, eligibility), the team
 page's selection form, the final phase's start at the deadline (once, whoever calls), the
-reconciler's round, publishing, and the migration."""
+reconciler's round, publishing, and the migration. Over 400 lines: one file per end-of-competition
+story, whose tests share its fixtures."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any

@@ -1,4 +1,5 @@
-"""The pages and downloads, in process: what a visitor reads on each page, and the exports."""
+"""The pages and downloads, in process: what a visitor reads on each page, and the exports.
+Over 400 lines: one test block per page, sharing the fixtures that fill the board."""
 
 import csv
 import io
@@ -335,6 +336,7 @@ def test_leaderboard_follows_new_results_and_submissions(client):
 
 
 def test_finished_submission_page_has_results_charts_flags_and_download(client):
+    """Long because it reads one page top to bottom, one assertion block per part a team sees."""
     with session_scope() as session:
         ada, _ = team(session, "Ada")
         earlier = add_submission(
