@@ -11,10 +11,7 @@
     validating: "Checking the model", queued: "Queued", running: "Running",
     finished: "Finished", failed: "Failed", cancelled: "Cancelled",
   };
-  const STAGES = {
-    normalisation: "Normalisation", natural: "Natural", fgsm: "FGSM", pgd_linf: "PGD ℓ∞", pgd_l2: "PGD ℓ2",
-    smoothing: "Certification", autoattack: "AutoAttack",
-  };
+  const STAGES = JSON.parse(live.dataset.stageLabels);  // the protocol's STAGE_LABELS
   let shownOutcome = live.dataset.status;
   let failures = 0;
 
