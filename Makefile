@@ -40,3 +40,4 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/end_to_end.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/load.py
