@@ -88,6 +88,10 @@ class LWTABlock(WideBlock):
 class LWTAWideResNet(nn.Module):
     """LWTA WideResNet-depth-width; ``sub_block1`` is built but unused, as in the reference."""
 
+    #: Every winner is sampled for each image on its own (batch norm runs on its running
+    #: statistics in eval mode): the engine may take several draws in one batch.
+    independent_draws = True
+
     def __init__(
         self,
         depth: int = 34,
