@@ -22,8 +22,8 @@ by ``bench/end_to_end.py``). The stages:
 natural pass and writing. ``--images`` takes the first N images (default: the suite's count).
 
 ``--arch`` times a zoo network at its initial weights with its declared surrogate. The images
-are then labelled with the network's own predictions, so every image is correct and every
-attack starts on all of them; how soon the attacks succeed (and stop early) still depends on
+are then labelled with the network's own predictions (a stochastic network's most frequent
+of 15), so every image is correct (in most draws) and every attack starts on all of them; how soon the attacks succeed (and stop early) still depends on
 the weights, so a trained robust model, whose images resist all the steps, takes longer per
 image than this. The class suite's smoothing (500 images at N = 100 000) is hours on a CPU:
 pass ``--suite smoke`` with ``--sigma`` to see that stage.
@@ -151,8 +151,14 @@ def load(args: argparse.Namespace) -> tuple[Any, str, Callable[[torch.Tensor], t
         loaded = LoadedModel(model, None if surrogate is None else surrogate.eval(), args.arch)
 
         def labeller(images: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():  # plain tensors: the engine's gradients go through them later
-                return torch.cat([model(batch).argmax(1) for batch in images.split(256)])
+            # The most frequent of 15 predictions (a stochastic network's modal class), so
+            # that no image starts out wrong by the luck of one draw. Plain tensors: the
+            # engine's gradients go through them later.
+            with torch.no_grad():
+                votes = [
+                    torch.cat([model(batch).argmax(1) for batch in images.split(256)]) for _ in range(15)
+                ]
+            return torch.stack(votes).mode(dim=0).values
 
         return loaded, f"{args.arch} (initial weights, images labelled by itself)", labeller
     if args.project:
