@@ -22,11 +22,12 @@ by ``bench/end_to_end.py``). The stages:
 natural pass and writing. ``--images`` takes the first N images (default: the suite's count).
 
 ``--arch`` times a zoo network at its initial weights with its declared surrogate. The images
-are then labelled with the network's own predictions (a stochastic network's most frequent
-of 15), so every image is correct (in most draws) and every attack starts on all of them; how soon the attacks succeed (and stop early) still depends on
-the weights, so a trained robust model, whose images resist all the steps, takes longer per
-image than this. The class suite's smoothing (500 images at N = 100 000) is hours on a CPU:
-pass ``--suite smoke`` with ``--sigma`` to see that stage.
+are then labelled with the network's own predictions (a stochastic network's most frequent of
+15), so every image is correct (in most draws) and every attack starts on all of them; how
+soon the attacks succeed (and stop early) still depends on the weights, so a trained robust
+model, whose images resist all the steps, takes longer per image than this. The class suite's
+smoothing (500 images at N = 100 000) is hours on a CPU: pass ``--suite smoke`` with
+``--sigma`` to see that stage.
 """
 
 from __future__ import annotations
