@@ -38,6 +38,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/certify.py
 	$(BIN)/python bench/suite.py
 	$(BIN)/python bench/end_to_end.py
+	$(BIN)/python bench/worker_path.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/load.py
