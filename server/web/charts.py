@@ -64,7 +64,8 @@ BAR_LEFT, BAR_SPAN, BAR_WIDTH, ROW, HEAD = 190, 370, 640, 20, 26
 
 
 def attack_bars(results: dict[str, Any]) -> BarChart | None:
-    """Accuracy left by each attack, grouped by threat model, with the reported worst case."""
+    """Accuracy left after each attack (and the ones before it), grouped by threat model, with
+    the reported worst case."""
     groups: list[tuple[str, list[tuple[str, float, list[Any] | None, bool]]]] = []
 
     for key, (title, headline) in METRIC_GROUPS.items():
