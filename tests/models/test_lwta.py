@@ -36,7 +36,11 @@ def test_one_seed_gives_one_network_in_either_memory_layout():
     plain = layer(x)
     torch.manual_seed(3)
     again = layer(x.contiguous(memory_format=torch.channels_last))
-    assert torch.equal(plain, again)
+    # The same draws pick the same winners; the values agree to float rounding (the
+    # vectorised and scalar paths of the sigmoid round differently, and which one an element
+    # takes depends on how the threads split the tensor, which varies with the load).
+    assert torch.equal(plain / x > 0.5, again / x > 0.5)
+    torch.testing.assert_close(again, plain, rtol=1e-5, atol=1e-30)
     # Each output keeps one competitor per pair, almost entirely, at the test temperature.
     pairs = plain.reshape(4, 4, 2, 5, 5) / x.reshape(4, 4, 2, 5, 5)
     assert torch.allclose(pairs.sum(dim=2), torch.ones(4, 4, 5, 5), atol=1e-4)
