@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from server.state.config import get_settings
+from worker.forking import Forkserver
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -124,3 +125,13 @@ def settings_env(arena_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
     upgrade()
     yield arena_env
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def forkserver() -> Iterator["Forkserver"]:
+    """The fork server evaluating children start from (``worker.forking.shared``), once per run."""
+    from worker import forking
+
+    server = forking.shared()
+    yield server
+    forking.stop_shared()

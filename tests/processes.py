@@ -70,6 +70,14 @@ def command_line(pid: int) -> str:
         return ""
 
 
+def process_name(pid: int) -> str:
+    """``/proc/PID/comm``: what ``ps -o comm`` shows (a forked child names itself there)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> float:
     """Poll ``condition`` until it holds; returns the seconds it took."""
     started = time.monotonic()

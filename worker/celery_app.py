@@ -11,7 +11,7 @@ from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from server.state.config import get_settings
 from server.state.queue import broker_options
-from worker import runner
+from worker import forking, runner
 
 
 def create_celery() -> Celery:
@@ -53,9 +53,12 @@ def _stop_evaluations(**_kwargs: object) -> None:
 
 @worker_ready.connect
 def _report_isolation(**_kwargs: object) -> None:
+    # In the main thread, which outlives every evaluation: the fork server started here
+    # (ready before the first task) dies with it.
     from worker.isolation import log_layers
 
-    log_layers(get_settings().sandbox_user, "This worker's evaluation")
+    settings = get_settings()
+    log_layers(settings.sandbox_user, "This worker's evaluation", runner.forkserver(settings))
 
 
 @worker_shutdown.connect
@@ -65,3 +68,4 @@ def _stop_background(**_kwargs: object) -> None:
 
     Reconciler.stop_background()
     Presence.stop_background()
+    forking.stop_shared()

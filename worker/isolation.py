@@ -28,7 +28,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Protocol
 
+from worker.forking import Forkserver, ForkserverUnavailable
 from worker.protocol import Message, read_messages
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,19 @@ def child_env(scratch: Path, extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+class Child(Protocol):
+    """What the launcher and the runner use of a child: a ``subprocess.Popen`` (a fresh
+    interpreter) or a ``worker.forking.ForkedChild``."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, signum: int) -> None: ...
+    def kill(self) -> None: ...
+
+
 @dataclass
 class _Drain:
     """Reads a stream to its end, keeping only its last bytes: a child cannot fill memory
@@ -138,19 +153,24 @@ class Sandbox:
     Open the sandbox, read the descriptor numbers the child will find its files at
     (``box.fds``) and its message pipe's (``box.message_fd``) to describe the job, then start
     it. Leaving the block kills the child if it still runs and removes the scratch directory.
+    With a ``forkserver`` the child is a fork of that pre-imported process (confined the same
+    way, before it reads anything); without one, or when it cannot fork, a fresh interpreter.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - all by keyword
         self,
         *,
         files: Sequence[Path] = (),
         limits: Limits = Limits(),
         user: str = "arena-sandbox",
         env: Mapping[str, str] | None = None,
+        forkserver: Forkserver | None = None,
     ) -> None:
         self.files, self.limits, self.user, self.extra_env = list(files), limits, user, env or {}
+        self.forkserver = forkserver
+        self.forked = False
         self.fds: list[int] = []
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: Child | None = None
         self._drain: _Drain | None = None
         self.uid: int | None = None
         self.gid: int | None = None
@@ -182,6 +202,40 @@ class Sandbox:
             "limits": self.limits.rlimits(),
         }
         passed = [*self.fds, self.message_fd, *([report_fd] if report_fd is not None else [])]
+        env = child_env(self.scratch, self.extra_env)
+        output = self._fork(args, env, policy, passed) if self.forkserver is not None else None
+        if output is None:
+            output = self._exec(args, env, policy, passed)
+        os.close(self.message_fd)
+        self.message_fd = -1
+        self._drain = _Drain(output)
+        thread = threading.Thread(target=self._drain.run, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _fork(
+        self, args: Sequence[str], env: dict[str, str], policy: Mapping[str, object], passed: list[int]
+    ) -> io.BufferedReader | None:
+        """The child as a fork of the fork server; None when it cannot fork one."""
+        assert self.forkserver is not None
+        read_end, write_end = os.pipe()
+        try:
+            self.process = self.forkserver.spawn(
+                args, env=env, cwd=str(self.scratch), policy=policy, fds=passed, output=write_end
+            )
+        except ForkserverUnavailable as error:
+            log.warning("starting a fresh interpreter instead of a fork: %s", error)
+            os.close(read_end)
+            return None
+        finally:
+            os.close(write_end)
+        self.forked = True
+        return open(read_end, "rb")  # noqa: SIM115 - closed by the drain
+
+    def _exec(
+        self, args: Sequence[str], env: dict[str, str], policy: Mapping[str, object], passed: list[int]
+    ) -> io.BufferedReader:
+        """The child as a fresh interpreter, confined by ``worker.confine`` before ``exec``."""
         command = [
             sys.executable,
             "-I",
@@ -192,23 +246,19 @@ class Sandbox:
             "-I",
             *args,
         ]
-        self.process = subprocess.Popen(
+        process = subprocess.Popen(
             command,
             cwd=self.scratch,
-            env=child_env(self.scratch, self.extra_env),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             pass_fds=passed,
         )
-        os.close(self.message_fd)
-        self.message_fd = -1
+        self.process = process
         # A pipe opened with the default buffering: a BufferedReader, which has read1.
-        assert isinstance(self.process.stdout, io.BufferedReader)
-        self._drain = _Drain(self.process.stdout)
-        thread = threading.Thread(target=self._drain.run, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        assert isinstance(process.stdout, io.BufferedReader)
+        return process.stdout
 
     def messages(self) -> Iterator[Message]:
         """The child's validated messages until it closes its pipe (MalformedMessage else)."""
@@ -266,11 +316,12 @@ PARENT_LAYERS = [
 
 
 @cache
-def layers(user: str = "arena-sandbox") -> LayerReport:
-    """The layers a child gets on this host, found by confining one that does nothing."""
+def layers(user: str = "arena-sandbox", forkserver: Forkserver | None = None) -> LayerReport:
+    """The layers a child gets on this host, found by confining one that does nothing (a
+    fork of ``forkserver`` when one is given)."""
     report_read, report_write = os.pipe()
     try:
-        with Sandbox(user=user) as box:
+        with Sandbox(user=user, forkserver=forkserver) as box:
             box.start(["-c", ""], report_fd=report_write)
             os.close(report_write)
             report_write = -1
@@ -288,12 +339,13 @@ def layers(user: str = "arena-sandbox") -> LayerReport:
     return LayerReport(PARENT_LAYERS + found["active"], found["missing"])
 
 
-def log_layers(user: str, who: str) -> LayerReport:
-    """Say once, at start, which layers confine this process's children."""
+def log_layers(user: str, who: str, forkserver: Forkserver | None = None) -> LayerReport:
+    """Say once, at start, which layers confine this process's children and how they start."""
     try:
-        report = layers(user)
+        report = layers(user, forkserver)
     except OSError as error:
         report = LayerReport(PARENT_LAYERS, {"confinement": f"no child could start: {error}"})
     level = logging.WARNING if report.missing else logging.INFO
-    log.log(level, "%s children are isolated by %s", who, report.describe())
+    start = "forks of a pre-imported process" if forkserver is not None else "fresh interpreters"
+    log.log(level, "%s children (%s) are isolated by %s", who, start, report.describe())
     return report

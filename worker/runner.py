@@ -39,7 +39,9 @@ from server.state.storage import upload_path
 from server.state.submissions import get_evaluation
 from server.state.tables import Evaluation
 from server.state.workers import record_throughput
+from worker import forking
 from worker.engine.protocol import get_suite, stages
+from worker.forking import Forkserver
 from worker.isolation import Limits, Sandbox
 from worker.protocol import (
     DECLINED,
@@ -123,6 +125,13 @@ class Heartbeat:
     lost: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _stage_started: float = field(default_factory=time.monotonic)
+    #: Seconds from the claim to each event (the child's start, each stage's first message,
+    #: its end, the result stored), logged when the evaluation ends.
+    timeline: dict[str, float] = field(default_factory=dict)
+    _claimed: float = field(default_factory=time.monotonic)
+
+    def mark(self, event: str) -> None:
+        self.timeline.setdefault(event, round(time.monotonic() - self._claimed, 3))
 
     def update(self, stage: str, done: int, total: int) -> None:
         if self.progress is None or self.progress["stage"] != stage:
@@ -189,6 +198,18 @@ def _job(evaluation: Evaluation, eval_set: Path, settings: Settings, box: Sandbo
     )
 
 
+def forkserver(settings: Settings) -> Forkserver | None:
+    """The pre-imported process evaluating children fork from (``ARENA_CHILD_START=fork``),
+    None for fresh interpreters or when it cannot start."""
+    if settings.child_start != "fork":
+        return None
+    try:
+        return forking.shared()
+    except OSError as error:
+        log.warning("no fork server (%s): evaluations start fresh interpreters", error)
+        return None
+
+
 @dataclass
 class ChildOutcome:
     returncode: int
@@ -209,7 +230,10 @@ def _run_child(
     yet)."""
     files = [upload_path(settings.upload_dir, evaluation.submission.stored_name), eval_set]
     sandbox = Sandbox(
-        files=files, limits=Limits(address_space_mb=settings.memory_limit_mb), user=settings.sandbox_user
+        files=files,
+        limits=Limits(address_space_mb=settings.memory_limit_mb),
+        user=settings.sandbox_user,
+        forkserver=forkserver(settings),
     )
     with ExitStack() as stack:
         try:
@@ -218,7 +242,9 @@ def _run_child(
             reason = f"the evaluation's files could not be opened: {error}"
             return ChildOutcome(PLATFORM_FAULT, {"message": reason}, False, False)
         job = _job(evaluation, eval_set, settings, box, measure=timed_as is not None)
+        heartbeat.mark("child starting")
         box.start(["-m", "worker.sandbox", job.model_dump_json()])
+        heartbeat.mark("child forked" if box.forked else "child started (fresh interpreter)")
         return _supervise(box, heartbeat, settings, timed_as)
 
 
@@ -249,6 +275,7 @@ def _supervise(box: Sandbox, heartbeat: Heartbeat, settings: Settings, timed_as:
     try:
         for message in box.messages():
             if isinstance(message, Progress):
+                heartbeat.mark(message.stage)
                 heartbeat.update(message.stage, message.done, message.total)
             elif isinstance(message, Throughput):
                 if timed_as is not None:
@@ -293,10 +320,14 @@ def run_evaluation(evaluation_id: int, *, settings: Settings | None = None) -> s
     thread.start()
     try:
         outcome = _run_child(evaluation, eval_set, heartbeat, settings, timed_as)
+        heartbeat.mark("child ended")
     finally:
         heartbeat.stop()
         thread.join()
-    return _settle(evaluation_id, outcome, outcome.results, settings)
+    settled = _settle(evaluation_id, outcome, outcome.results, settings)
+    heartbeat.mark(f"{settled} (stored)")
+    log.info("evaluation %s timeline (s from its claim): %s", evaluation_id, json.dumps(heartbeat.timeline))
+    return settled
 
 
 def _settle(

@@ -6,6 +6,7 @@ documented in the README means the same thing everywhere.
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,11 @@ class Settings(BaseSettings):
     )
     sandbox_user: str = Field(
         "arena-sandbox", description="User the children run as when started as root (else nobody)."
+    )
+    child_start: Literal["fork", "fresh"] = Field(
+        "fork",
+        description="How a worker starts each evaluating child: a fork of its pre-imported "
+        "process, or a fresh interpreter.",
     )
     probe_timeout: float = Field(120.0, description="Seconds for the pre-queue model check.")
     probe_memory_limit_mb: int = Field(

@@ -128,7 +128,9 @@ def test_upload_is_followed_live_then_ranked_and_sortable(page, arena_env, tmp_p
     eval_set = make_labelled_eval_set(tmp_path / "eval64.npz", second, "resnet20", n=64)
     env = {**arena_env, "ARENA_MAX_ACTIVE_PER_TEAM": "2", "ARENA_EVAL_SET": str(eval_set)}
     first = trained_checkpoint(tmp_path / "ada-sigma-0.5.pth", eval_set, sigma=0.5, seed=1)
-    platform = Platform(env, tmp_path)
+    # No worker until the page shows the upload in the queue: however fast evaluations
+    # are, the page starts queued behind the three before it.
+    platform = Platform(env, tmp_path, with_worker=False)
     try:
         ada = platform.create_team("Team Ada")
         bob = platform.create_team("Bob's Lab")
@@ -150,6 +152,8 @@ def test_upload_is_followed_live_then_ranked_and_sortable(page, arena_env, tmp_p
         page.click("#submit-button")
         page.wait_for_url(re.compile(r"/submissions/\d+$"), timeout=300_000)  # after the model check
         submission = int(page.url.rsplit("/", 1)[1])
+        page.wait_for_function("window.__states.length > 0", timeout=60_000)
+        platform.start_worker()
         page.wait_for_selector('#live[data-status="finished"]', timeout=600_000)
         page.wait_for_selector("#radius-chart")
 

@@ -22,6 +22,7 @@ from tests.processes import (
     command_line,
     descendants,
     group_members,
+    process_name,
     wait_until,
 )
 
@@ -48,7 +49,10 @@ def stored(env: dict[str, str], submission_id: int) -> dict:
 
 
 def sandbox_children(pids: list[int]) -> list[int]:
-    return [pid for pid in pids if "worker.sandbox" in command_line(pid)]
+    """The evaluating children among ``pids``: fresh interpreters or forks of the fork server."""
+    return [
+        pid for pid in pids if "worker.sandbox" in command_line(pid) or process_name(pid) == "arena-child"
+    ]
 
 
 def test_stopped_worker_kills_its_child_and_releases_its_lease_within_seconds(slow_env, tmp_path):

@@ -2,14 +2,17 @@
 
 Real children started by the launcher write what a hostile model might make them write; the
 worker's supervision of the child must end the evaluation as the model's fault, with a
-reason, and never raise. What the child prints on stdout is never read as a message.
+reason, and never raise. What the child prints on stdout is never read as a message. Each
+test runs with the child as a fresh interpreter and as a fork of the fork server.
 """
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
 from server.state.config import Settings
+from worker.forking import Forkserver
 from worker.isolation import Sandbox
 from worker.protocol import MAX_LINE_BYTES, MODEL_FAULT
 from worker.runner import Heartbeat, _supervise
@@ -17,12 +20,23 @@ from worker.runner import Heartbeat, _supervise
 VALID = {"type": "progress", "stage": "fgsm", "done": 1, "total": 4}
 
 
+FORKSERVER: Forkserver | None = None
+
+
+@pytest.fixture(autouse=True, params=["fresh", "fork"])
+def launcher(request: pytest.FixtureRequest, forkserver: Forkserver) -> Iterator[None]:
+    global FORKSERVER  # noqa: PLW0603 - supervise reads it
+    FORKSERVER = forkserver if request.param == "fork" else None
+    yield
+    FORKSERVER = None
+
+
 def supervise(lines: list[bytes | str], *, stdout: str = "") -> tuple[object, Heartbeat]:
     """Run a child that prints ``stdout`` and writes ``lines`` (bytes, or a Python expression
     that makes them) on its message pipe."""
     expressions = ", ".join(line if isinstance(line, str) else repr(line) for line in lines)
     heartbeat = Heartbeat(1, "test-owner", Settings(), ["natural", "fgsm"])
-    with Sandbox() as box:
+    with Sandbox(forkserver=FORKSERVER) as box:
         code = (
             "import os, sys\n"
             f"sys.stdout.write({stdout!r}); sys.stdout.flush()\n"
@@ -30,6 +44,7 @@ def supervise(lines: list[bytes | str], *, stdout: str = "") -> tuple[object, He
             f"    os.write({box.message_fd}, line)\n"
         )
         box.start(["-c", code])
+        assert box.forked == (FORKSERVER is not None)
         outcome = _supervise(box, heartbeat, Settings(), None)
     return outcome, heartbeat
 

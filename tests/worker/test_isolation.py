@@ -2,8 +2,9 @@
 
 Test code runs in the child as ``python -I -c CODE`` through the same launcher as the probe
 and the evaluation, and prints what it observed as one JSON line (read from its drained
-output, which the platform itself only logs). Layers a host cannot apply are skipped with the
-reason; ``test_reports_the_layers`` prints which are active here.
+output, which the platform itself only logs). Each test runs twice: the child as a fresh
+interpreter, and as a fork of the worker's pre-imported fork server. Layers a host cannot
+apply are skipped with the reason; ``test_reports_the_layers`` prints which are active here.
 """
 
 import json
@@ -11,7 +12,7 @@ import os
 import resource
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,17 +20,33 @@ import pytest
 from server.api.probe import probe_checkpoint
 from server.state.config import Settings
 from tests.conftest import make_checkpoint, make_labelled_eval_set
+from worker.forking import Forkserver
 from worker.isolation import Limits, Sandbox, layers
 from worker.protocol import STOPPED, Done, Job, Progress
 
 AS_ROOT = os.geteuid() == 0
+#: The fork server of the current test's "fork" run, None in its "fresh" run.
+FORKSERVER: Forkserver | None = None
+
+
+@pytest.fixture(autouse=True, params=["fresh", "fork"])
+def launcher(request: pytest.FixtureRequest, forkserver: Forkserver) -> Iterator[str]:
+    global FORKSERVER  # noqa: PLW0603 - the helpers below read it
+    FORKSERVER = forkserver if request.param == "fork" else None
+    yield request.param
+    FORKSERVER = None
+
+
+def sandbox(**options: object) -> Sandbox:
+    return Sandbox(forkserver=FORKSERVER, **options)  # type: ignore[arg-type]
 
 
 def run(code: str, *, files: Sequence[Path] = (), limits: Limits = Limits()) -> tuple[dict, Sandbox]:
     """Run CODE confined (``FDS`` holds the passed descriptors); its last printed JSON line."""
-    with Sandbox(files=files, limits=limits) as box:
+    with sandbox(files=files, limits=limits) as box:
         box.start(["-c", f"FDS = {box.fds!r}\n{code}"])
         assert box.wait() == 0, box.output()
+        assert box.forked == (FORKSERVER is not None)
         printed = box.output()
     return json.loads(printed.strip().splitlines()[-1]), box
 
@@ -43,11 +60,12 @@ def require(prefix: str) -> None:
         pytest.skip(f"{prefix} is not available here: {layers().missing}")
 
 
-def test_reports_the_layers(capsys: pytest.CaptureFixture[str]) -> None:
-    report = layers()
+def test_reports_the_layers(capsys: pytest.CaptureFixture[str], launcher: str) -> None:
+    report = layers(forkserver=FORKSERVER)
     with capsys.disabled():
-        print(f"\nisolation layers on this host: {report.describe()}")
+        print(f"\nisolation layers on this host ({launcher}): {report.describe()}")
     assert "python -I" in report.active and "environment allowlist" in report.active
+    assert report == layers()  # a fork gets every layer a fresh interpreter gets
 
 
 def test_child_starts_in_an_empty_scratch_directory_without_secrets(
@@ -175,7 +193,7 @@ def test_resource_limits_and_no_new_privs_are_in_force() -> None:
 def test_an_evaluation_stopped_by_sigterm_exits_quietly(tmp_path: Path) -> None:
     checkpoint = make_checkpoint(tmp_path / "lenet.pt")
     eval_set = make_labelled_eval_set(tmp_path / "set.npz", checkpoint, "lenet", n=64)
-    with Sandbox(files=[checkpoint, eval_set]) as box:
+    with sandbox(files=[checkpoint, eval_set]) as box:
         job = Job(
             kind="evaluate",
             message_fd=box.message_fd,
@@ -199,7 +217,7 @@ def test_an_evaluation_stopped_by_sigterm_exits_quietly(tmp_path: Path) -> None:
 
 
 def test_the_sandbox_entry_refuses_a_malformed_job() -> None:
-    with Sandbox() as box:
+    with sandbox() as box:
         box.start(["-m", "worker.sandbox", '{"kind": "probe", "checkpoint_fd": "../../etc"}'])
         assert box.wait() != 0
         assert list(box.messages()) == []
