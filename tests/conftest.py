@@ -14,6 +14,8 @@ import pytest
 
 from server.state.config import get_settings
 from worker.forking import Forkserver
+from worker.isolation import Sandbox
+from worker.protocol import Job
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -125,6 +127,22 @@ def settings_env(arena_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
     upgrade()
     yield arena_env
     get_settings.cache_clear()
+
+
+def evaluation_job(box: "Sandbox", suite: str, eval_set_name: str = "set.npz") -> "Job":
+    """The job of a LeNet evaluation in ``box``, opened on (checkpoint, evaluation set)."""
+    from worker.protocol import Job
+
+    return Job(
+        kind="evaluate",
+        message_fd=box.message_fd,
+        checkpoint_fd=box.fds[0],
+        eval_set_fd=box.fds[1],
+        eval_set_name=eval_set_name,
+        arch="lenet",
+        suite=suite,
+        device="cpu",
+    )
 
 
 @pytest.fixture(scope="session")

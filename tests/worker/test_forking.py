@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_checkpoint, make_labelled_eval_set
+from tests.conftest import evaluation_job, make_checkpoint, make_labelled_eval_set
 from tests.processes import alive, wait_until
 from worker import forking
 from worker.forking import Forkserver, ForkserverUnavailable, shared
 from worker.isolation import Sandbox
-from worker.protocol import Done, Job
+from worker.protocol import Done
 
 
 def forked(server: Forkserver, code: str, *, files: tuple[Path, ...] = ()) -> tuple[int, str]:
@@ -141,17 +141,7 @@ def _evaluate(tmp_path: Path, server: Forkserver | None) -> dict:
     checkpoint = make_checkpoint(tmp_path / "lenet.pt", seed=3)
     eval_set = make_labelled_eval_set(tmp_path / "set.npz", checkpoint, "lenet", n=24)
     with Sandbox(files=[checkpoint, eval_set], forkserver=server) as box:
-        job = Job(
-            kind="evaluate",
-            message_fd=box.message_fd,
-            checkpoint_fd=box.fds[0],
-            eval_set_fd=box.fds[1],
-            eval_set_name="set.npz",
-            arch="lenet",
-            suite="smoke",
-            device="cpu",
-        )
-        box.start(["-m", "worker.sandbox", job.model_dump_json()])
+        box.start(["-m", "worker.sandbox", evaluation_job(box, "smoke").model_dump_json()])
         last = list(box.messages())[-1]
         assert box.wait(timeout=300) == 0, box.output()
         assert box.forked == (server is not None)

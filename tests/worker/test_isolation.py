@@ -19,10 +19,10 @@ import pytest
 
 from server.api.probe import probe_checkpoint
 from server.state.config import Settings
-from tests.conftest import make_checkpoint, make_labelled_eval_set
+from tests.conftest import evaluation_job, make_checkpoint, make_labelled_eval_set
 from worker.forking import Forkserver
 from worker.isolation import Limits, Sandbox, layers
-from worker.protocol import STOPPED, Done, Job, Progress
+from worker.protocol import STOPPED, Done, Progress
 
 AS_ROOT = os.geteuid() == 0
 #: The fork server of the current test's "fork" run, None in its "fresh" run.
@@ -194,17 +194,7 @@ def test_an_evaluation_stopped_by_sigterm_exits_quietly(tmp_path: Path) -> None:
     checkpoint = make_checkpoint(tmp_path / "lenet.pt")
     eval_set = make_labelled_eval_set(tmp_path / "set.npz", checkpoint, "lenet", n=64)
     with sandbox(files=[checkpoint, eval_set]) as box:
-        job = Job(
-            kind="evaluate",
-            message_fd=box.message_fd,
-            checkpoint_fd=box.fds[0],
-            eval_set_fd=box.fds[1],
-            eval_set_name="set.npz",
-            arch="lenet",
-            suite="class",
-            device="cpu",
-        )
-        box.start(["-m", "worker.sandbox", job.model_dump_json()])
+        box.start(["-m", "worker.sandbox", evaluation_job(box, "class").model_dump_json()])
         assert box.process is not None
         messages = box.messages()
         assert isinstance(next(messages), Progress)
