@@ -43,12 +43,16 @@ class WideBlock(nn.Module):
         else:
             x = act1(self.bn1(x))
             out = x
-        out = act2(self.bn2(self.conv1(out)))
+        out = act2(self.conv1_bn2(out))
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         out = self.conv2(out)
         shortcut = x if self.convShortcut is None else self.convShortcut(x)
         return shortcut + out
+
+    def conv1_bn2(self, x: torch.Tensor) -> torch.Tensor:
+        """The first convolution and the batch norm after it (a subclass may fold them)."""
+        return self.bn2(self.conv1(x))
 
 
 class BasicBlock(WideBlock):
