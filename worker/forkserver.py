@@ -51,7 +51,7 @@ MAX_FDS = 64
 #: The names ``ps -o comm`` and ``/proc/PID/comm`` show (a fork's command line is its
 #: server's): the fork server, and each child once it is confined.
 SERVER_NAME, CHILD_NAME = b"arena-forksrv", b"arena-child"
-_PR_SET_PDEATHSIG, _PR_SET_NAME = 1, 15
+_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_NAME = 1, 4, 15
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -228,6 +228,9 @@ def main(argv: list[str]) -> None:
     fd, parent = int(argv[0]), int(argv[1])
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     _libc.prctl(_PR_SET_NAME, SERVER_NAME, 0, 0, 0)
+    # Not dumpable: a process of the same uid (a child on a host without the uid switch or
+    # Landlock) cannot ptrace it or take its socket with pidfd_getfd; its forks inherit it.
+    _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     if os.getppid() != parent:
         return  # the worker died while this process started
     sock = socket.socket(fileno=fd)

@@ -7,7 +7,9 @@ the broker); the files it needs as open descriptors, so it reads exactly those a
 directory permission matters; a pipe of its own for messages, while its stdout and stderr are
 only drained into the log. ``worker.confine`` then applies, inside the child, the layers the
 host allows: an unprivileged uid, no_new_privs, resource limits, death with the parent, no
-network, and a file system it can only read, except the scratch directory.
+network, and a file system it can only read, except the scratch directory. The child is a
+fresh interpreter (``worker.confine`` confines it, then ``exec``s the job), or a fork of a
+worker's fork server (``worker.forkserver``: the same ``confine`` in the fork, before the job).
 
 Torch-free: the API starts its probe with it.
 """

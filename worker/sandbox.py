@@ -1,8 +1,9 @@
 """The child process that touches uploaded files: ``python -I -m worker.sandbox JOB_JSON``.
 
-Started only through ``worker.isolation`` (by the API's pre-queue probe or a worker), confined,
-as a fresh interpreter (the equivalent of the spawn start method, so CUDA initialises
-cleanly). A hostile or broken model can take down only this process.
+Started only through ``worker.isolation`` (by the API's pre-queue probe or a worker), confined:
+a fresh interpreter, or, on a worker, a fork of its fork server (``worker.forkserver``, which
+has imported the engine and never initialised CUDA, so CUDA initialises cleanly here either
+way). A hostile or broken model can take down only this process.
 
 The job (``worker.protocol.Job``) names the descriptors of the upload, the evaluation set and
 the message pipe. Messages go on that pipe only, never stdout (which a model can print to):

@@ -164,3 +164,16 @@ def test_a_closed_fork_server_exits_by_itself_and_takes_its_children() -> None:
         server.close()  # while its reader thread is blocked reading the socket
         assert server.process.returncode == 0  # it saw the socket close: not killed after a wait
         wait_until(lambda: not alive(pid), 10, f"child {pid} gone")
+
+
+def test_a_fork_cannot_take_the_fork_servers_descriptors(forkserver: Forkserver) -> None:
+    status, output = forked(
+        forkserver,
+        "import ctypes, json, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "server = os.pidfd_open(os.getppid())\n"
+        "taken = [n for n in range(64) if libc.syscall(438, server, n, 0) >= 0]  # pidfd_getfd\n"
+        "print(json.dumps({'taken': taken, 'errno': ctypes.get_errno()}))",
+    )
+    seen = json.loads(output.strip().splitlines()[-1])
+    assert status == 0 and seen["taken"] == [], seen
