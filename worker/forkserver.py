@@ -185,12 +185,13 @@ class Server:
             return False  # the worker is gone
         request = json.loads(data)
         if request["op"] == "spawn":
-            self._spawn(request, received)
-        elif request["op"] == "signal" and request["pid"] in self.children:
+            self._spawn(request, received)  # closes what it received
+            return True
+        for fd in received:
+            os.close(fd)
+        if request["op"] == "signal" and request["pid"] in self.children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(request["pid"], request["signal"])
-        for fd in received if request["op"] != "spawn" else ():
-            os.close(fd)
         return True
 
     def _spawn(self, request: dict[str, Any], received: list[int]) -> None:
