@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -144,10 +143,10 @@ def startup_seconds(child_start: str, runs: int = 3) -> float:
             times.append(time.perf_counter() - start)
         return statistics.median(times)
     from worker.forking import Forkserver
-    from worker.isolation import PASSED_ENV, Sandbox
+    from worker.isolation import Sandbox, passed_env
 
     start = time.perf_counter()
-    server = Forkserver({name: os.environ[name] for name in PASSED_ENV if name in os.environ})
+    server = Forkserver(passed_env())
     server.ready.wait()
     print(f"fork server ready in {time.perf_counter() - start:.2f} s (once per worker)", flush=True)
     try:

@@ -127,7 +127,7 @@ def _switch_user(uid: int, gid: int) -> str:
     return f"uid {uid}, gid {gid}"
 
 
-def _die_with_parent(parent: int) -> str:
+def die_with_parent(parent: int) -> str:
     _check(_libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
     if os.getppid() != parent:
         os._exit(1)
@@ -167,18 +167,23 @@ def confine(policy: dict[str, Any]) -> Layers:
     else:
         layers.missing["unprivileged user"] = "not started as root"
         layers.attempt("network namespace", _namespaces, _CLONE_NEWUSER | _CLONE_NEWNET)
-    layers.attempt("parent-death signal", _die_with_parent, policy["parent"])
+    layers.attempt("parent-death signal", die_with_parent, policy["parent"])
     layers.attempt("no_new_privs", _no_new_privs)
     layers.attempt("Landlock", _landlock, policy)
     return layers
 
 
-def main(argv: list[str]) -> None:
-    policy = json.loads(argv[0])
+def confine_and_report(policy: dict[str, Any]) -> None:
+    """``confine``, then write what was applied and what was not to the policy's
+    ``report_fd`` when it names one (a fresh interpreter before ``exec``, or a fork)."""
     layers = confine(policy)
     if policy.get("report_fd") is not None:
         with os.fdopen(policy["report_fd"], "w") as report:
             json.dump({"active": layers.active, "missing": layers.missing}, report)
+
+
+def main(argv: list[str]) -> None:
+    confine_and_report(json.loads(argv[0]))
     os.execv(argv[1], argv[1:])
 
 

@@ -193,16 +193,15 @@ def shared() -> Forkserver:
     """This process's fork server, started on first use and again after it died. Start it
     from a long-lived thread (the main one): its parent-death signal follows that thread.
     It sees the variables a child sees (read by torch as it loads, such as thread counts)."""
-    from worker.isolation import PASSED_ENV
+    from worker.isolation import passed_env
 
     global _shared  # noqa: PLW0603 - one fork server per worker process
-    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
     with _shared_lock:
         if _shared is None or not _shared.alive or _shared.process.poll() is not None:
             if _shared is not None:
                 log.warning("the fork server stopped; starting a new one")
                 _shared.close()
-            _shared = Forkserver(env)
+            _shared = Forkserver(passed_env())
         return _shared
 
 

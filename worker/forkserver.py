@@ -55,7 +55,7 @@ MAX_FDS = 64
 #: The names ``ps -o comm`` and ``/proc/PID/comm`` show (a fork's command line is its
 #: server's): the fork server, and each child once it is confined.
 SERVER_NAME, CHILD_NAME = b"arena-forksrv", b"arena-child"
-_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_NAME = 1, 4, 15
+_PR_SET_DUMPABLE, _PR_SET_NAME = 4, 15
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -140,11 +140,7 @@ def _child(request: dict[str, Any], received: list[int], parent: int) -> NoRetur
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         _libc.prctl(_PR_SET_NAME, CHILD_NAME, 0, 0, 0)
-        policy = {**request["policy"], "parent": parent}
-        layers = confine.confine(policy)
-        if policy.get("report_fd") is not None:
-            with os.fdopen(policy["report_fd"], "w") as report:
-                json.dump({"active": layers.active, "missing": layers.missing}, report)
+        confine.confine_and_report({**request["policy"], "parent": parent})
         status = _run(request["args"])
     except BaseException:  # noqa: BLE001 - never return into the server's loop
         with contextlib.suppress(BaseException):
@@ -231,13 +227,11 @@ class Server:
 
 def main(argv: list[str]) -> None:
     fd, parent = int(argv[0]), int(argv[1])
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    confine.die_with_parent(parent)  # exits at once if the worker died while this one started
     _libc.prctl(_PR_SET_NAME, SERVER_NAME, 0, 0, 0)
     # Not dumpable: a process of the same uid (a child on a host without the uid switch or
     # Landlock) cannot ptrace it or take its socket with pidfd_getfd; its forks inherit it.
     _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
-    if os.getppid() != parent:
-        return  # the worker died while this process started
     sock = socket.socket(fileno=fd)
     _preload()
     Server(sock).serve()

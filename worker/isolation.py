@@ -102,8 +102,13 @@ def _read_paths() -> list[str]:
     return sorted(resolved)
 
 
+def passed_env() -> dict[str, str]:
+    """This process's values of ``PASSED_ENV``."""
+    return {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+
+
 def child_env(scratch: Path, extra: Mapping[str, str]) -> dict[str, str]:
-    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+    env = passed_env()
     env.update(
         HOME=str(scratch),
         TMPDIR=str(scratch),

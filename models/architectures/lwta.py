@@ -131,7 +131,8 @@ class LWTABlock(WideBlock):
 
     def conv1_bn2(self, x: torch.Tensor) -> torch.Tensor:
         """In eval mode the batch norm folded into the convolution before it (one pass
-        instead of two, the same affine map: scale the kernels, add a bias)."""
+        instead of two, the same affine map: scale the kernels, add a bias). Not torch's
+        ``fuse_conv_bn_weights``: it returns new Parameters, detached from the weights."""
         if self.training:
             return super().conv1_bn2(x)
         bn, conv = self.bn2, self.conv1
