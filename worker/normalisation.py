@@ -84,7 +84,8 @@ def settle_normalisation(
 
 
 def evidence(decision: Decision, mode: str) -> dict[str, Any]:
-    """What is stored with the result: every candidate's accuracy, the test and the choice."""
+    """What is stored with the result: every candidate's accuracy (on the images it was
+    measured on: all ``n``, or fewer once out of reach), the test and the choice."""
     params = decision.params
     return {
         "mode": mode,
@@ -96,20 +97,21 @@ def evidence(decision: Decision, mode: str) -> dict[str, Any]:
         "std": list(decision.chosen.std),
         "n": decision.n,
         "test": {"name": "exact McNemar", "alpha": params.alpha, "min_gain": params.min_gain},
-        "candidates": [_row(c, decision.n) for c in decision.comparisons],
+        "candidates": [_row(c) for c in decision.comparisons],
         "summary": summary(decision),
     }
 
 
-def _row(comparison: Comparison, n: int) -> dict[str, Any]:
+def _row(comparison: Comparison) -> dict[str, Any]:
     c = comparison.candidate
     return {
         "name": c.name,
         "label": c.label,
         "mean": list(c.mean),
         "std": list(c.std),
-        "accuracy": comparison.correct / n if n else 0.0,
+        "accuracy": comparison.correct / comparison.measured if comparison.measured else None,
         "correct": comparison.correct,
+        "measured": comparison.measured,
         "gained": comparison.gained,
         "lost": comparison.lost,
         "p_value": comparison.p_value,

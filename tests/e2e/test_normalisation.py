@@ -67,7 +67,9 @@ def test_each_network_uploaded_without_mean_std_scores_its_own_forward_pass(task
             print(
                 f"{name}: own {own:.3f}, platform {chosen['accuracy']:.3f} with "
                 f"{record['chosen']}; candidates "
-                + ", ".join(f"{c['name']} {c['accuracy']:.3f}" for c in record["candidates"])
+                + ", ".join(
+                    f"{c['name']} {c['accuracy'] or 0:.3f} on {c['measured']}" for c in record["candidates"]
+                )
             )
             assert record["n"] == EVAL_IMAGES and record["mode"] == "auto"
             assert abs(chosen["accuracy"] - own) <= TIE_MARGIN

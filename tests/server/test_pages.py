@@ -621,6 +621,49 @@ def test_the_submission_shows_the_normalisation_evidence_and_the_api_its_flag(cl
     assert 'id="normalisation-table"' not in client.get(f"/submissions/{plain}").text
 
 
+def test_candidates_measured_until_out_of_reach_say_so(client):
+    def candidate(name, accuracy, correct, measured):
+        return {
+            "name": name,
+            "label": f"{name} label",
+            "mean": [0.5] * 3,
+            "std": [0.5] * 3,
+            "accuracy": accuracy,
+            "correct": correct,
+            "measured": measured,
+            "gained": None,
+            "lost": None,
+            "p_value": None,
+            "beats": False,
+        }
+
+    record = {
+        "mode": "auto",
+        "verdict": "kept",
+        "inferred": False,
+        "in_force": "default",
+        "chosen": "default",
+        "mean": [0.5] * 3,
+        "std": [0.5] * 3,
+        "n": 1024,
+        "test": {"name": "exact McNemar", "alpha": 0.001, "min_gain": 0.05},
+        "candidates": [
+            candidate("default", 0.8, 819, 1024),
+            candidate("none", 0.125, 32, 256),
+            candidate("imagenet", None, 0, 0),
+        ],
+        "summary": "Evaluated with the default: no candidate was better.",
+    }
+    with session_scope() as session:
+        ada, _ = team(session, "Ada")
+        sid = add_submission(session, ada, metrics={**results(0.8, 0.2, 0.1, 0.1), "normalisation": record})
+    table = client.get(f"/submissions/{sid}").text.split('id="normalisation-table"')[1].split("</table>")[0]
+    rows = dict(re.findall(r'<tr data-candidate="([\w-]+)"(.*?)</tr>', table, flags=re.S))
+    assert "80.0%" in rows["default"] and "first" not in rows["default"] and "in force" in rows["default"]
+    assert "12.5%" in rows["none"] and "(first 256)" in rows["none"] and "out of reach" in rows["none"]
+    assert "not measured" in rows["imagenet"] and "out of reach" in rows["imagenet"]
+
+
 def test_upload_form_offers_the_normalisation_choices_and_explains_the_rule(client):
     html = client.get("/submit").text
     choice = html.split('id="norm-choice"')[1].split("</select>")[0]

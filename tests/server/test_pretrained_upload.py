@@ -79,7 +79,10 @@ def test_real_checkpoint_without_mean_std_keeps_its_known_accuracy(
         loaded, images, labels, get_suite(settings_env["ARENA_SUITE"]), device=torch.device("cpu")
     )
     chosen = next(c for c in record["candidates"] if c["name"] == record["chosen"])
-    print(f"{arch}: " + ", ".join(f"{c['name']} {c['accuracy']:.3f}" for c in record["candidates"]))
+    print(
+        f"{arch}: "
+        + ", ".join(f"{c['name']} {c['accuracy'] or 0:.3f} on {c['measured']}" for c in record["candidates"])
+    )
     assert record["n"] == 1000 and record["verdict"] == "kept" and not record["inferred"]
     assert chosen["accuracy"] == pytest.approx(correct / 1000, abs=0.01)
     assert (settled.mean, settled.std) == (IMAGENET["mean"], IMAGENET["std"])

@@ -144,7 +144,7 @@ def params_dict(params: Any) -> dict[str, Any]:
 SUITES: dict[str, Suite] = {
     "class": Suite(
         name="class",
-        version="4",
+        version="5",
         description="The class platform's protocol: 1024 training images, 20-step PGD.",
         dataset="CIFAR-10 training split, first 1024 images",
         images=1024,
@@ -155,7 +155,7 @@ SUITES: dict[str, Suite] = {
     ),
     "robustbench": Suite(
         name="robustbench",
-        version="4",
+        version="5",
         description="RobustBench-comparable: test split, 100-step PGD, restarts, AutoAttack.",
         dataset="CIFAR-10 test split (10000 images)",
         images=10_000,
@@ -169,7 +169,7 @@ SUITES: dict[str, Suite] = {
     ),
     "smoke": Suite(
         name="smoke",
-        version="4",
+        version="5",
         description="A few steps and N = 1000 smoothing draws, for tests and CPU demos.",
         dataset="the first 64 images given",
         images=64,

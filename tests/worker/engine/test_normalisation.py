@@ -11,6 +11,7 @@ from worker.engine.normalisation import (
     check_normalisation,
     decide,
     exact_mcnemar,
+    out_of_reach,
 )
 from worker.engine.suites import NormalisationParams
 
@@ -139,3 +140,110 @@ def test_check_keeps_a_declaration_that_nothing_beats_and_stops_a_wrong_one():
         net, images, labels, [NONE, HALF], "half", declared=True, insist=False, params=PARAMS
     )
     assert stopped.verdict == Verdict.STOPPED and stopped.best.candidate == NONE
+
+
+def test_a_candidate_is_out_of_reach_exactly_when_it_could_no_longer_gain_five_points():
+    # 1000 images, the one in force right on 600: a candidate needs 650 (5 points) to beat it.
+    assert not out_of_reach(150, 500, 1000, 600, PARAMS)  # 150 + 500 left = 650: still possible
+    assert out_of_reach(149, 500, 1000, 600, PARAMS)
+    assert out_of_reach(0, 0, 1000, 951, PARAMS)  # over 95% in force: nothing can beat it
+    assert not out_of_reach(0, 0, 1000, 950, PARAMS)
+
+
+def test_stopping_out_of_reach_candidates_early_decides_as_measuring_everything():
+    # Random per-image outcomes of every strength: the check (stopping candidates out of reach
+    # after each batch of 50) and the rule on complete measurements agree on every verdict.
+    generator = torch.Generator().manual_seed(0)
+    names, stopped, verdicts = ["half", "none", "cifar10"], 0, set()
+    for _ in range(300):
+        rates = torch.rand(3, generator=generator)
+        outcomes = {n: torch.rand(400, generator=generator) < r for n, r in zip(names, rates, strict=True)}
+        images, labels = scripted_images(400)
+        checked = check_normalisation(
+            Scripted(outcomes), images, labels, [NONE, HALF, CIFAR], "half",
+            declared=False, insist=False, params=PARAMS, batch_size=50,
+        )  # fmt: skip
+        complete = decide(outcomes, [NONE, HALF, CIFAR], "half", declared=False, insist=False, params=PARAMS)
+        assert (checked.verdict, checked.chosen, checked.best) == (
+            complete.verdict,
+            complete.chosen,
+            complete.best,
+        )
+        verdicts.add(checked.verdict)
+        reference = complete.correct(HALF)
+        for found in checked.comparisons:
+            whole = complete.comparison(found.candidate)
+            if found.measured == 400:
+                assert found == whole
+                continue
+            # Measured in whole batches until the first one after which it was out of reach,
+            # and indeed never beating the one in force.
+            stopped += 1
+            script = outcomes[found.candidate.name]
+            assert found.measured % 50 == 0 and not whole.beats
+            assert found.correct == int(script[: found.measured].sum())
+            # Out of reach: right on all 400 - measured images left, it gains under 20 (5 points).
+            assert found.correct + (400 - found.measured) - reference < 20
+            if found.measured:
+                before = found.measured - 50
+                assert int(script[:before].sum()) + (400 - before) - reference >= 20
+    assert stopped > 100 and verdicts == {Verdict.KEPT, Verdict.SWITCHED}
+
+
+def test_a_well_trained_network_is_measured_only_under_the_normalisation_in_force():
+    images, labels = brightness_images(300)
+    net, calls = Brightness(CIFAR), []
+    decision = check_normalisation(
+        net,
+        images,
+        labels,
+        [NONE, CIFAR, HALF],
+        "cifar10",
+        declared=True,
+        insist=False,
+        params=NormalisationParams(images=256),
+        batch_size=100,
+        progress=lambda stage, done, total: calls.append((stage, done, total)),
+    )
+    assert decision.verdict == Verdict.KEPT and decision.accuracy(CIFAR) == 1.0
+    assert net.calls == 256 + 2 * 16  # the one in force, and the channels-last probe
+    assert [decision.comparison(c).measured for c in (NONE, HALF)] == [0, 0]
+    assert decision.accuracy(NONE) is None
+    assert calls[-1] == ("normalisation", 768, 768)
+
+
+def test_the_rule_refuses_a_short_measurement_that_could_still_beat():
+    with pytest.raises(ValueError, match="within reach"):
+        verdict(hits(100, 1000), hits(100, 500))
+
+
+class Scripted(nn.Module):
+    """Right or wrong on image i under each candidate as ``outcomes[name][i]`` says: the
+    image's first pixel holds i, and the candidate's mean tells which script to follow."""
+
+    def __init__(self, outcomes: dict[str, Tensor]) -> None:
+        super().__init__()
+        self.outcomes = outcomes
+        self.by_mean = {NONE.mean[0]: "none", HALF.mean[0]: "half", CIFAR.mean[0]: "cifar10"}
+
+    def forward(self, z: Tensor) -> Tensor:
+        # z = (x - mean) / std with x[..., 0, 0] = i / 1000: recover i under each candidate.
+        out = torch.zeros(len(z), 10)
+        for candidate in (NONE, HALF, CIFAR):
+            index = torch.round((z[:, 0, 0, 0] * candidate.std[0] + candidate.mean[0]) * 1000).long()
+            ok = (
+                (index >= 0)
+                & (index < 400)
+                & (z[:, 0, 1, 1] * candidate.std[0] + candidate.mean[0] - 0.25).abs().lt(1e-4)
+            )
+            if ok.all():
+                right = self.outcomes[self.by_mean[candidate.mean[0]]][index]
+                out[torch.arange(len(z)), torch.where(right, 0, 1)] = 1.0
+                return out
+        raise AssertionError("no candidate fits")
+
+
+def scripted_images(n: int) -> tuple[Tensor, Tensor]:
+    images = torch.full((n, 3, 32, 32), 0.25)
+    images[:, 0, 0, 0] = torch.arange(n) / 1000
+    return images, torch.zeros(n, dtype=torch.long)
