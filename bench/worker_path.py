@@ -9,7 +9,7 @@ ResNet-20 checkpoint with its ImageNet mean/std through the API and polls it as 
 (every 50 ms) until the result is served. The stages come from the worker's own timeline
 (its log line "evaluation N timeline", seconds from its claim to the child's start, each
 stage's first message, the child's end and the result stored); the time from the 202 to the
-claim is the queue (the embedded broker polls once a second; Redis delivers at once).
+claim is the queue (the embedded broker polls ten times a second; Redis delivers at once).
 "Outside the attack stages" is the whole of 202 → result served but fgsm, pgd_linf, pgd_l2,
 smoothing and autoattack. Each run uploads as a new team, so no earlier result is reused.
 """
@@ -128,10 +128,11 @@ def main() -> None:
             key: os.environ[key] for key in ("ARENA_DATABASE_URL", "ARENA_BROKER_URL") if key in os.environ
         }
         platform = Platform(env, root)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")  # team names stay new in a kept database
         try:
             runs = []
             for run in range(args.runs):
-                upload, served = follow(platform, platform.create_team(f"Run {run + 1}"))
+                upload, served = follow(platform, platform.create_team(f"Run {run + 1} of {stamp}"))
                 runs.append((upload, served))
                 print(f"run {run + 1}: {served:.2f} s from the 202 to the result", flush=True)
             worker = timelines(platform, len(runs))

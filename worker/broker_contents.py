@@ -11,17 +11,17 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import create_engine, text
 
+from server.state.broker import sqlalchemy_database
+
 QUEUE = "celery"
 
 
 def waiting_task_ids(app: Celery) -> set[str] | None:
     """Ids of task messages waiting for delivery, or None if the transport is not supported."""
-    url = str(app.conf.broker_url)
-    if url.startswith("redis"):
+    if str(app.conf.broker_url).startswith("redis"):
         return _redis_ids(app)
-    if url.startswith("sqla+"):
-        return _sqla_ids(url.removeprefix("sqla+"))
-    return None
+    database = sqlalchemy_database(app.conf)
+    return None if database is None else _sqla_ids(database)
 
 
 def _task_id(raw: Any) -> str | None:

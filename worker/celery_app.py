@@ -9,6 +9,7 @@ child and gives the submission back to the queue, uncharged, within seconds.
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
+from server.state.broker import celery_broker
 from server.state.config import get_settings
 from server.state.queue import broker_options
 from worker import forking, runner
@@ -18,8 +19,9 @@ def create_celery() -> Celery:
     settings = get_settings()
     if settings.broker_url is None:
         settings.home.mkdir(parents=True, exist_ok=True)
-    app = Celery("arena", broker=settings.resolved_broker_url, include=["worker.tasks"])
+    app = Celery("arena", include=["worker.tasks"])
     app.conf.update(
+        **celery_broker(settings.resolved_broker_url),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

@@ -11,6 +11,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.orm import Session
 
+from server.state.broker import celery_broker
 from server.state.config import Settings, get_settings
 from server.state.lifecycle import mark_queued
 
@@ -32,7 +33,8 @@ def broker_options(settings: Settings) -> dict[str, Any]:
 def make_client(settings: Settings) -> Celery:
     if settings.broker_url is None:
         settings.home.mkdir(parents=True, exist_ok=True)
-    app = Celery("arena-api", broker=settings.resolved_broker_url)
+    app = Celery("arena-api")
+    app.conf.update(**celery_broker(settings.resolved_broker_url))
     app.conf.broker_transport_options = broker_options(settings)
     app.conf.broker_connection_retry_on_startup = True
     return app
