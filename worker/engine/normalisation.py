@@ -242,14 +242,10 @@ def check_normalisation(  # noqa: PLR0913 - the data and candidates, then the ru
         probe = images[:16].to(device)
         mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in (reference.mean, reference.std))
         channels_last = channels_last_agrees(net, (probe - mean) / std)
-        in_force_values = (reference.mean, reference.std)
-        for values in sorted(distinct, key=lambda values: values != in_force_values):
-            stop: Callable[[int, int], bool] | None = None
-            if values != in_force_values:
-                base = int(measured[in_force_values].sum())
-                stop = functools.partial(out_of_reach, n=k, reference=base, params=params)
+
+        def measure(values: tuple[Triple, Triple], stop: Callable[[int, int], bool] | None = None) -> Tensor:
             torch.manual_seed(seed)
-            measured[values] = natural_correct(
+            hits = natural_correct(
                 net,
                 images,
                 labels,
@@ -260,6 +256,15 @@ def check_normalisation(  # noqa: PLR0913 - the data and candidates, then the ru
                 progress=advance,
                 stop=stop,
             )
-            advance(k - len(measured[values]))  # the images it was not measured on
+            advance(k - len(hits))  # the images it was not measured on
+            return hits
+
+        in_force_values = (reference.mean, reference.std)
+        measured[in_force_values] = measure(in_force_values)
+        base = int(measured[in_force_values].sum())
+        beyond = functools.partial(out_of_reach, n=k, reference=base, params=params)
+        for values in distinct:
+            if values not in measured:
+                measured[values] = measure(values, beyond)
     correct = {c.name: measured[(c.mean, c.std)] for c in candidates}
     return decide(correct, candidates, in_force, declared=declared, insist=insist, params=params)
