@@ -32,10 +32,6 @@ def celery_broker(url: str) -> dict[str, Any]:
 
 
 def sqlalchemy_database(conf: Any) -> str | None:
-    """The database URL of a Celery app's SQLAlchemy broker (``conf`` is ``app.conf``), or None."""
-    url = str(conf.broker_url)
-    if url.startswith("sqla+"):
-        return url.removeprefix("sqla+")
-    if conf.broker_transport == TRANSPORT:
-        return url
-    return None
+    """The database URL of a Celery app's SQLAlchemy broker (``conf`` is ``app.conf`` of an app
+    configured by ``celery_broker``), or None."""
+    return str(conf.broker_url) if conf.broker_transport == TRANSPORT else None
